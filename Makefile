@@ -1,0 +1,65 @@
+# replicadb: everything a user types. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SYSTEM_PACKAGES := postgresql-15 postgresql-client-15 pgbouncer redis-server iproute2 util-linux
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages the tests need (only those missing)
+	@scripts/install-system-packages.sh $(SYSTEM_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> python: creating $(VENV) and installing replicadb[dev]"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: deps
+deps: system-deps $(VENV)/.installed ## install system packages and the Python virtualenv
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy (strict)
+	$(VENV)/bin/mypy
+
+.PHONY: unit
+unit: $(VENV)/.installed ## unit tests only (no servers)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis processes
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test
+test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+.PHONY: local-up
+local-up: deps ## start a local primary + 2 streaming replicas + PgBouncer and print their lag
+	$(VENV)/bin/replicadb-local up --replicas 2
+
+.PHONY: local-down
+local-down: $(VENV)/.installed ## stop what local-up started and remove its data
+	$(VENV)/bin/replicadb-local down
+
+.PHONY: bench-dataplane
+bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplane.json
+	$(PY) -m bench.dataplane
+
+.PHONY: clean
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench

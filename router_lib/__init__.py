@@ -1,0 +1,1 @@
+"""router_lib: consistency-aware read/write routing for replicadb databases."""
