@@ -47,6 +47,7 @@ integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis p
 .PHONY: test
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) e2e-ci
 
 .PHONY: local-up
 local-up: deps ## start a local primary + 2 streaming replicas + PgBouncer and print their lag
@@ -59,6 +60,8 @@ local-down: $(VENV)/.installed ## stop what local-up started and remove its data
 .PHONY: bench-dataplane
 bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplane.json
 	$(PY) -m bench.dataplane
+
+include e2e/cluster.mk
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches
