@@ -34,35 +34,39 @@ our_pids() {
       echo "$pid"
       continue
     fi
-    cmdline=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null || true)
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline" || true)
     case $cmdline in
     *containerd*"$STATE_DIR"* | *containerd*"$RUN_DIR"* | *etcd*"$STATE_DIR/etcd"*) echo "$pid" ;;
     esac
   done
 }
 
-# stop_pid NAME PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL.
-stop_pid() {
-  local name=$1 pid=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 20); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
+# stop_components NAME...: SIGTERM to each running one at once, up to 10 s for them to exit
+# cleanly, then SIGKILL.
+stop_components() {
+  local name pid pidfile pids=() names=()
+  for name in "$@"; do
+    pidfile=$STATE_DIR/pids/$name
+    [[ -f $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    rm -f "$pidfile"
+    kill -TERM "$pid" 2>/dev/null || continue
+    pids+=("$pid")
+    names+=("$name")
   done
-  found "$name (pid $pid) ignored SIGTERM; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-stop_component() {
-  local name=$1 pidfile=$STATE_DIR/pids/$1
-  [[ -f $pidfile ]] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    say "stopping $name"
-    stop_pid "$name" "$pid"
-  fi
-  rm -f "$pidfile"
+  ((${#pids[@]})) || return 0
+  say "stopping ${names[*]}"
+  local alive
+  for _ in $(seq 1 100); do
+    alive=()
+    for pid in "${pids[@]}"; do
+      if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); fi
+    done
+    ((${#alive[@]})) || return 0
+    sleep 0.1
+  done
+  found "killing pids ${alive[*]}: still running 10 s after SIGTERM"
+  kill -KILL "${alive[@]}" 2>/dev/null || true
 }
 
 # remove_pods: while containerd still runs, stop and remove every pod sandbox through CRI, so
@@ -97,22 +101,16 @@ kill_kubepods() {
 }
 
 stop_everything() {
-  local name i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    name=${COMPONENTS[i]}
-    case $name in
-    containerd | etcd | kube-apiserver) ;; # stopped below, after the pods are gone
-    *) stop_component "$name" ;;
-    esac
-  done
+  # kubelet first, so that it restarts nothing while the pods go; the API server and etcd
+  # last, so that the others stop without a storm of connection errors.
+  stop_components kube-proxy kubelet kube-scheduler kube-controller-manager
   remove_pods
-  stop_component containerd
-  stop_component kube-apiserver
-  stop_component etcd
+  stop_components containerd kube-apiserver
+  stop_components etcd
   local pid leftovers
   leftovers=$(our_pids)
   if [[ -n $leftovers ]]; then
-    found "stopping leftover processes: $(for pid in $leftovers; do tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60; echo -n '; '; done)"
+    found "stopping leftover processes: $(for pid in $leftovers; do tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-60; echo -n '; '; done)"
     for pid in $leftovers; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 2
     for pid in $leftovers; do kill -KILL "$pid" 2>/dev/null || true; done
@@ -163,11 +161,26 @@ remove_chains() {
     for table in filter nat mangle raw; do
       saved=$("$family-save" -t "$table" 2>/dev/null || true)
       grep -qE "$pattern" <<<"$saved" || continue
-      found "removing $family $table chains $(grep -oE "^:${pattern}[A-Z0-9-]*" <<<"$saved" | wc -l | tr -d ' ') (KUBE-*, CNI-*, REPLICADB-*)"
+      found "removing $(grep -cE "^:$pattern" <<<"$saved") $family $table chains (KUBE-*, CNI-*, REPLICADB-*)"
       grep -vE "^:$pattern|^-A $pattern|-[jg] $pattern" <<<"$saved" | "$family-restore" -w 5 ||
         fail "$family-restore while removing the cluster's $table chains"
     done
   done
+}
+
+# containerd 1.6 puts its shims' sockets under /run/containerd whatever its state folder is.
+# Remove the sockets nobody listens on any more, then the folders if that left them empty;
+# anything of another containerd stays.
+remove_shim_sockets() {
+  local sock listening
+  [[ -d /run/containerd ]] || return 0
+  listening=$(ss -Hxl 2>/dev/null | awk '{print $5}')
+  for sock in /run/containerd/s/*; do
+    [[ -S $sock ]] || continue
+    grep -qxF "$sock" <<<"$listening" || rm -f "$sock"
+  done
+  rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc/k8s.io /run/containerd/runc \
+    /run/containerd 2>/dev/null || true
 }
 
 restore_sysctls() {
@@ -199,6 +212,7 @@ main() {
   unmount_all
   remove_links
   remove_chains
+  remove_shim_sockets
   restore_sysctls
   remove_state
   say "cluster down; caches kept in $CACHE_ROOT"

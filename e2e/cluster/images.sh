@@ -70,8 +70,15 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 CFG
-  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
-    >"$mnt/etc/apt/apt.conf.d/90replicadb-no-recommends"
+  # And like it, apt keeps no downloaded packages or package caches in image layers.
+  cat >"$mnt/etc/apt/apt.conf.d/90replicadb-slim" <<'CFG'
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };
+CFG
   if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$mnt/usr/local/share/ca-certificates/"
     chroot "$mnt" update-ca-certificates >>"$log" 2>&1 || fail "update-ca-certificates in the base image" "$log"
