@@ -63,7 +63,7 @@ build_kubernetes() {
     return
   fi
   local src=$K8S_CACHE/src out=$K8S_CACHE/bin.tmp log=$K8S_CACHE/build.log
-  step "kubernetes $K8S_VERSION: building ${K8S_BINARIES[*]} (cold: ~20 min on 2 cores; log $log)"
+  step "kubernetes $K8S_VERSION: building ${K8S_BINARIES[*]} (cold: about 4 min on 2 cores; log $log)"
   write_k8s_build_module "$src"
   local pkgs=() b
   for b in "${K8S_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
@@ -119,7 +119,7 @@ build_addons() {
 
 main() {
   mkdir -p "$CACHE_ROOT"
-  command -v go >/dev/null || fail "go toolchain (not found on PATH)"
+  command -v go >/dev/null || fail "Go toolchain" "" "go is not on PATH"
   build_kubernetes
   build_addons
 }

@@ -50,17 +50,19 @@ CLUSTER_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptabl
 
 export PATH=$BIN_DIR:$ADDON_BIN_DIR:/usr/local/go/bin:$PATH
 
-_t0=${_t0:-$(date +%s)}
+# Seconds on progress lines count from the first script of a run (up.sh passes it down).
+export _t0=${_t0:-$(date +%s)}
 
 # step MESSAGE: one progress line, with seconds since the script started.
 step() {
   printf '==> [%4ss] %s\n' "$(($(date +%s) - _t0))" "$*"
 }
 
-# fail COMPONENT [LOGFILE]: a clear error that names what failed, plus the tail of its log.
+# fail COMPONENT [LOGFILE [WHY]]: a clear error that names what failed, plus the tail of its
+# log.
 fail() {
-  local component=$1 log=${2:-}
-  printf '\nerror: %s failed\n' "$component" >&2
+  local component=$1 log=${2:-} why=${3:-}
+  printf '\nerror: %s failed%s\n' "$component" "${why:+: $why}" >&2
   if [[ -n $log && -s $log ]]; then
     printf -- '--- last 40 lines of %s ---\n' "$log" >&2
     tail -n 40 "$log" >&2

@@ -8,5 +8,5 @@ source "$SCRIPT_DIR/common.sh"
 "$SCRIPT_DIR/../../scripts/install-system-packages.sh" "${CLUSTER_PACKAGES[@]}" ||
   fail "apt install of the cluster packages (${CLUSTER_PACKAGES[*]})"
 if ! command -v go >/dev/null; then
-  fail "Go toolchain (go is not on PATH; the Kubernetes components are built from source with it)"
+  fail "Go toolchain" "" "go is not on PATH (the Kubernetes components are built with it)"
 fi

@@ -49,6 +49,10 @@ build_base() {
   local log=$BUILD_LOG_DIR/base.log ctr mnt
   step "image $BASE_IMAGE_REF: debootstrap $DEBIAN_SUITE (log $log)"
   : >"$log"
+  # Every other image and layer cache derives from the base: drop them all with it, so that
+  # superseded layers do not pile up in the cache.
+  buildah_ rmi --all --force >/dev/null 2>&1 || true
+  rm -f "$IMAGE_CACHE"/*.tar
   ctr=$(buildah_ from scratch)
   mnt=$(buildah_ mount "$ctr")
   run_logged "debootstrap of the base image" "$log" \
@@ -123,7 +127,7 @@ build_image() {
 
 build_all() {
   mkdir -p "$IMAGE_CACHE" "$BUILD_LOG_DIR"
-  command -v buildah >/dev/null || fail "buildah (not installed; run make cluster-deps)"
+  command -v buildah >/dev/null || fail "buildah" "" "not installed (make cluster-deps installs it)"
   # A killed earlier build can leave working containers behind; they hold layers mounted.
   buildah_ rm --all >/dev/null 2>&1 || true
   build_base
@@ -153,7 +157,7 @@ containerd_running() {
 # import_all: each archive into containerd's k8s.io namespace, skipping those this cluster
 # already imported (the record lives in the cluster's state, so a new cluster imports afresh).
 import_all() {
-  containerd_running || fail "image import (containerd is not running: make cluster-up first)"
+  containerd_running || fail "image import" "" "the cluster's containerd is not running (make cluster-up)"
   local done_dir=$STATE_DIR/imported entry ref tar
   mkdir -p "$done_dir"
   while IFS= read -r entry; do

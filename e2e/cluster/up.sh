@@ -32,10 +32,10 @@ wait_until() {
   local deadline=$((SECONDS + timeout)) pidfile=$STATE_DIR/pids/$name
   until "$@" >/dev/null 2>&1; do
     if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      fail "$name (the process exited)" "$LOG_DIR/$name.log"
+      fail "$name" "$LOG_DIR/$name.log" "the process exited"
     fi
     if ((SECONDS >= deadline)); then
-      fail "$name (not ready after ${timeout}s)" "$LOG_DIR/$name.log"
+      fail "$name" "$LOG_DIR/$name.log" "not ready after ${timeout}s"
     fi
     sleep 0.5
   done
@@ -49,7 +49,7 @@ check_ports_free() {
   local port
   for port in 2379 2380 6443 10250 10256 10257 10259; do
     if ss -Htln "sport = :$port" | grep -q .; then
-      fail "port check: port $port is already in use ($(ss -Htlnp "sport = :$port" | head -n1))"
+      fail "port check" "" "port $port is already in use: $(ss -Htlnp "sport = :$port" | head -n1)"
     fi
   done
 }
@@ -266,12 +266,22 @@ wait_rollout() {
   if ! kubectl_ -n "$ns" rollout status "deployment/$name" --timeout=120s >>"$LOG_DIR/addons.log" 2>&1; then
     kubectl_ -n "$ns" get pods -o wide >>"$LOG_DIR/addons.log" 2>&1 || true
     kubectl_ -n "$ns" describe pods >>"$LOG_DIR/addons.log" 2>&1 || true
-    fail "$ns/$name rollout (see also $LOG_DIR/kubelet.log)" "$LOG_DIR/addons.log"
+    fail "$ns/$name rollout" "$LOG_DIR/addons.log" "not available after 120s (see also $LOG_DIR/kubelet.log)"
+  fi
+}
+
+# on_exit: after a failure, say where the logs are and how to clean up; what was started stays
+# so that it can be inspected.
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    echo "logs: $LOG_DIR; \`make cluster-down\` removes what was started" >&2
   fi
 }
 
 main() {
   require_root
+  trap on_exit EXIT
   step "clearing whatever an earlier run left behind"
   "$SCRIPT_DIR/down.sh" --quiet
 
