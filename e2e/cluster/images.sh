@@ -154,21 +154,21 @@ containerd_running() {
   [[ -S $CONTAINERD_SOCK ]] && ctr_ version >/dev/null 2>&1
 }
 
-# import_all: each archive into containerd's k8s.io namespace, skipping those this cluster
-# already imported (the record lives in the cluster's state, so a new cluster imports afresh).
+# import_all: each archive into containerd's k8s.io namespace (unpacked for the overlayfs
+# snapshotter), skipping those this cluster already imported (the record lives in the
+# cluster's state, so a new cluster imports afresh). Writing the layers dominates: ~20 s for
+# all of them here; importing several at once was measured no faster.
 import_all() {
   containerd_running || fail "image import" "" "the cluster's containerd is not running (make cluster-up)"
-  local done_dir=$STATE_DIR/imported entry ref tar
-  mkdir -p "$done_dir"
+  local done_dir=$STATE_DIR/imported entry ref tar mark
+  mkdir -p "$done_dir" "$LOG_DIR"
   while IFS= read -r entry; do
     ref=${entry%%=*}
     tar=${entry#*=}
-    local mark
     mark=$done_dir/$(basename "$tar")
     if [[ -f $mark ]]; then continue; fi
     step "image $ref: importing into containerd"
-    run_logged "import of $ref into containerd" "$LOG_DIR/image-import.log" \
-      ctr_ images import --no-unpack=false "$tar"
+    run_logged "import of $ref into containerd" "$LOG_DIR/image-import.log" ctr_ images import "$tar"
     touch "$mark"
   done <"$IMAGE_CACHE/built.list"
 }

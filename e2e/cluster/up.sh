@@ -54,6 +54,18 @@ check_ports_free() {
   done
 }
 
+# check_networks_free: the pod and service ranges must not already be routed on this machine,
+# or the cluster would shadow (or be shadowed by) a real network.
+check_networks_free() {
+  local cidr routes
+  for cidr in "$POD_CIDR" "$SERVICE_CIDR"; do
+    routes=$(ip -4 route show match "$cidr" | grep -v '^default' || true)
+    if [[ -n $routes ]]; then
+      fail "network check" "" "$cidr overlaps a route of this machine: $routes"
+    fi
+  done
+}
+
 save_sysctls() {
   local key
   for key in "${SYSCTLS[@]}"; do
@@ -292,6 +304,7 @@ main() {
   step "network: bridge $BRIDGE ($BRIDGE_IP), pods $NODE_POD_CIDR, services $SERVICE_CIDR"
   mkdir -p "$STATE_DIR/pids" "$LOG_DIR" "$STATE_DIR/volumes"
   check_ports_free
+  check_networks_free
   save_sysctls
   setup_network
   step "certificates and kubeconfigs (openssl)"
