@@ -135,8 +135,10 @@ build_all() {
   local ctx=$CACHE_ROOT/contexts
   rm -rf "$ctx"
   mkdir -p "$ctx/coredns" "$ctx/local-path-provisioner"
-  cp "$ADDON_BIN_DIR/coredns" "$ctx/coredns/"
-  cp "$ADDON_BIN_DIR/local-path-provisioner" "$ctx/local-path-provisioner/"
+  # Hard links where possible: the contexts only need to name the cached binaries.
+  cp -l "$ADDON_BIN_DIR/coredns" "$ctx/coredns/" 2>/dev/null || cp "$ADDON_BIN_DIR/coredns" "$ctx/coredns/"
+  cp -l "$ADDON_BIN_DIR/local-path-provisioner" "$ctx/local-path-provisioner/" 2>/dev/null ||
+    cp "$ADDON_BIN_DIR/local-path-provisioner" "$ctx/local-path-provisioner/"
 
   build_image "$PAUSE_IMAGE" "$REPO_ROOT/images/pause/Dockerfile" "$REPO_ROOT/images/pause" \
     "$REPO_ROOT/images/pause"

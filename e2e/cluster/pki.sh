@@ -9,10 +9,18 @@ new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
 }
 
-# issue_cert NAME SUBJECT USAGE [SAN]: NAME.key + NAME.crt signed by the cluster CA.
-# USAGE is clientAuth, serverAuth or both; SAN like "DNS:a,IP:1.2.3.4".
+# new_ca NAME CN: a self-signed CA, NAME.key + NAME.crt.
+new_ca() {
+  new_key "$PKI_DIR/$1.key"
+  openssl req -x509 -new -key "$PKI_DIR/$1.key" -subj "/CN=$2" -days 30 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$PKI_DIR/$1.crt" 2>/dev/null || fail "openssl: CA $1"
+}
+
+# issue_cert NAME SUBJECT USAGE [SAN [CA]]: NAME.key + NAME.crt signed by CA (default: the
+# cluster CA). USAGE is clientAuth, serverAuth or both; SAN like "DNS:a,IP:1.2.3.4".
 issue_cert() {
-  local name=$1 subject=$2 usage=$3 san=${4:-}
+  local name=$1 subject=$2 usage=$3 san=${4:-} ca=${5:-ca}
   local ext=$PKI_DIR/$name.ext
   new_key "$PKI_DIR/$name.key"
   {
@@ -22,7 +30,7 @@ issue_cert() {
     [[ -z $san ]] || echo "subjectAltName=$san"
   } >"$ext"
   openssl req -new -key "$PKI_DIR/$name.key" -subj "$subject" -out "$PKI_DIR/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$PKI_DIR/$name.csr" -CA "$PKI_DIR/ca.crt" -CAkey "$PKI_DIR/ca.key" \
+  openssl x509 -req -in "$PKI_DIR/$name.csr" -CA "$PKI_DIR/$ca.crt" -CAkey "$PKI_DIR/$ca.key" \
     -CAcreateserial -days 30 -sha256 -extfile "$ext" -out "$PKI_DIR/$name.crt" 2>/dev/null ||
     fail "openssl: certificate $name"
   rm -f "$PKI_DIR/$name.csr" "$ext"
@@ -58,10 +66,10 @@ KUBECONFIG
 make_pki() {
   mkdir -p "$PKI_DIR"
   chmod 700 "$PKI_DIR"
-  new_key "$PKI_DIR/ca.key"
-  openssl req -x509 -new -key "$PKI_DIR/ca.key" -subj "/CN=replicadb-local-ca" -days 30 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$PKI_DIR/ca.crt" 2>/dev/null || fail "openssl: cluster CA"
+  new_ca ca replicadb-local-ca
+  # The API server's client identity towards aggregated API servers has a CA of its own, so
+  # that no other client certificate can pose as it.
+  new_ca front-proxy-ca replicadb-local-front-proxy-ca
 
   local api_san="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
   api_san+=",DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost"
@@ -74,6 +82,7 @@ make_pki() {
   issue_cert kube-scheduler "/CN=system:kube-scheduler" clientAuth
   issue_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
   issue_cert kube-proxy "/CN=system:kube-proxy" clientAuth
+  issue_cert front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
 
   # Service-account tokens are signed with this key pair (RSA: what every client expects).
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI_DIR/sa.key" 2>/dev/null

@@ -182,6 +182,12 @@ start_apiserver() {
     --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --service-account-key-file="$PKI_DIR/sa.pub" \
     --service-account-signing-key-file="$PKI_DIR/sa.key" \
+    --requestheader-client-ca-file="$PKI_DIR/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" \
+    --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
     --allow-privileged=true --profiling=false --event-ttl=1h
   wait_until kube-apiserver 90 kubectl_ get --raw /readyz
