@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from replicadb_operator.dataplane.datadir import RunAs
 from replicadb_operator.local.os_user import server_user
 from replicadb_operator.local.pgbouncer import LocalPgBouncer, PoolerSettings

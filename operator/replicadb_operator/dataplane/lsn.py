@@ -12,9 +12,12 @@ Lsn = int
 def parse_lsn(text: str) -> Lsn:
     """``'16/B374D848'`` -> ``0x16B374D848``. Raises ValueError on anything else."""
     high, sep, low = text.strip().partition("/")
-    if not sep or not high or not low:
-        raise ValueError(f"not an LSN: {text!r}")
-    return (int(high, 16) << 32) | int(low, 16)
+    try:
+        if sep and high and low:
+            return (int(high, 16) << 32) | int(low, 16)
+    except ValueError:
+        pass
+    raise ValueError(f"not an LSN: {text!r}")
 
 
 def format_lsn(lsn: Lsn) -> str:
