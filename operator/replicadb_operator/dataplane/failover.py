@@ -18,7 +18,7 @@ from replicadb_operator.dataplane.failover_target import (
     FailoverPolicy,
     choose_failover_target,
 )
-from replicadb_operator.dataplane.monitor import TopologySnapshot
+from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.sync_standbys import (
     SyncSettings,
     sync_requirement,
@@ -99,3 +99,19 @@ async def execute_failover(
         repointed=tuple(f for f in followers if f not in errors),
         repoint_errors=errors,
     )
+
+
+async def wait_for_primary_failure(
+    monitor: TopologyMonitor, interval_s: float = 1.0, threshold: int = 2
+) -> TopologySnapshot:
+    """Sample every ``interval_s`` until ``threshold`` consecutive primary probes failed.
+
+    This is failure detection with the data plane alone; the operator adds Kubernetes'
+    confirmation (pod not ready or gone) before it acts on the verdict.
+    """
+    while True:
+        started = time.monotonic()
+        snapshot = await monitor.sample()
+        if snapshot.primary_failures >= threshold:
+            return snapshot
+        await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -7,7 +7,6 @@ primary. All of it lives under one base directory and is gone after :meth:`destr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from replicadb_operator.dataplane import datadir, instance_control
+from replicadb_operator.dataplane import datadir
 from replicadb_operator.dataplane.config_files import (
     REPLICATION_USER,
     SUPERUSER,
@@ -187,7 +186,9 @@ class LocalTopology:
     def rejoin(self, name: str, primary: str) -> bool:
         """Bring a stopped former primary back as a standby of ``primary`` (checkpoint on the
         source, pg_rewind, standby.signal, start). True when pages were rewound."""
-        asyncio.run(instance_control.checkpoint(self.dsn(primary)))
+        # See instance_control.checkpoint: pg_rewind reads the source's timeline from pg_control.
+        with psycopg.connect(self.dsn(primary), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         inst = self.instances[name]
         rewound = datadir.rewind(
             self.bindir, inst.datadir, self._source_conninfo(primary), self.run_as
