@@ -25,6 +25,11 @@ from replicadb_operator.dataplane.sync_standbys import (
     synchronous_standby_names,
 )
 
+# Defaults shared by the CRD and the benchmarks: kill-to-first-write is bounded by about
+# interval x threshold plus a few tens of milliseconds of promotion.
+DEFAULT_PROBE_INTERVAL_S = 1.0
+DEFAULT_FAILURE_THRESHOLD = 2
+
 Fence = Callable[[str], Awaitable[None]]
 FollowerConninfo = Callable[[str, str], str]  # (new primary, follower) -> primary_conninfo
 
@@ -102,7 +107,9 @@ async def execute_failover(
 
 
 async def wait_for_primary_failure(
-    monitor: TopologyMonitor, interval_s: float = 1.0, threshold: int = 2
+    monitor: TopologyMonitor,
+    interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    threshold: int = DEFAULT_FAILURE_THRESHOLD,
 ) -> TopologySnapshot:
     """Sample every ``interval_s`` until ``threshold`` consecutive primary probes failed.
 
