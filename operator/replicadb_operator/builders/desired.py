@@ -23,8 +23,13 @@ def desired_objects(db: DatabaseSpec, replica_set_size: int | None = None) -> li
         disruption.instances_pdb(db),
     ]
     if db.pooler.enabled:
-        objects.append(configmaps.pooler_config(db))
-        for pool in pooler.POOLS:
-            objects.append(pooler.pooler_deployment(db, pool))
-            objects.append(services.pooler_service(db, pool))
+        objects += pooler_objects(db)
+    return objects
+
+
+def pooler_objects(db: DatabaseSpec) -> list[K8sObject]:
+    objects = [configmaps.pooler_config(db)]
+    for pool in pooler.POOLS:
+        objects.append(pooler.pooler_deployment(db, pool))
+        objects.append(services.pooler_service(db, pool))
     return objects

@@ -104,8 +104,21 @@ class TopologyMonitor:
             sync_state=self._sync_states.get(probe.name, "async"),
         )
 
+    async def _probe_primary(self) -> ProbeResult:
+        prober = self._probers.get(self.primary)
+        if prober is None:  # no address (pod gone or not scheduled): as good as down
+            now = time.monotonic()
+            return ProbeResult(
+                name=self.primary,
+                reachable=False,
+                probed_at=now,
+                duration_s=0.0,
+                error="no address",
+            )
+        return await prober.probe()
+
     async def sample(self) -> TopologySnapshot:
-        primary_probe = await self._probers[self.primary].probe()
+        primary_probe = await self._probe_primary()
         self._remember_primary(primary_probe)
         others = [p for name, p in self._probers.items() if name != self.primary]
         replica_probes = await asyncio.gather(*(p.probe() for p in others))

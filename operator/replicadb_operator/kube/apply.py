@@ -90,3 +90,18 @@ def create_if_absent(obj: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def delete_if_present(obj: dict[str, Any]) -> bool:
+    """For objects the spec no longer wants (the pooler switched off)."""
+    if read(obj) is None:
+        return False
+    meta = obj["metadata"]
+    try:
+        _resource(obj).delete(name=meta["name"], namespace=meta.get("namespace"))
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    log.info("deleted %s %s/%s", obj["kind"], meta.get("namespace"), meta["name"])
+    return True
