@@ -74,6 +74,10 @@ class TopologyMonitor:
         await asyncio.gather(*(self._probers.pop(name).close() for name in gone))
         self._add_probers(dsns)
 
+    def dsn_of(self, name: str) -> str | None:
+        prober = self._probers.get(name)
+        return None if prober is None else prober.dsn
+
     def set_primary(self, name: str) -> None:
         """After a failover or switchover: a new history, a fresh failure count."""
         self.primary = name
