@@ -17,7 +17,7 @@ from replicadb_operator.dataplane.failover import (
 )
 from replicadb_operator.dataplane.sync_standbys import Durability, SyncMode, SyncSettings
 
-DEFAULT_IMAGE = "localhost/replicadb-postgres:dev"
+DEFAULT_IMAGE = "localhost/replicadb/instance:dev"
 DEFAULT_POOLER_IMAGE = ""  # empty: the PostgreSQL image, which carries PgBouncer too
 DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 

@@ -123,6 +123,8 @@ def choose_failover_target(
     if sync is not None and not policy.force:
         reachable = sum(1 for c in eligible if c.name in sync.members)
         if reachable < sync.reachable_members_needed:
+            for candidate in eligible:
+                rejected[candidate.name] = "too few synchronous standbys reachable to be sure"
             return FailoverChoice(
                 target=None,
                 lag_bytes=None,
