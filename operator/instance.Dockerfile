@@ -1,0 +1,41 @@
+# The PostgreSQL instance image: PostgreSQL 15, PgBouncer and the replicadb package, whose
+# `replicadb-instance` entrypoint decides at start whether to initdb, clone, restart or rejoin.
+#
+#   docker build -f operator/instance.Dockerfile -t localhost/replicadb/instance:dev .
+#
+# The base is a build argument: kind users take Debian's published image; the local cluster
+# (e2e/cluster/images.sh) passes a base it made from Debian packages with debootstrap.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
+
+# A fixed UID/GID for postgres (made before the package would pick one) so that pod security
+# contexts and volume ownership can name it. No cluster is created at install time: the
+# entrypoint owns PGDATA.
+RUN groupadd --system --gid 999 postgres \
+ && useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/bash postgres \
+ && mkdir -p /etc/postgresql-common/createcluster.d \
+ && echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/replicadb.conf \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends \
+      postgresql-15 postgresql-client-15 pgbouncer python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# Dependencies first, from pyproject.toml alone, so that a source change reuses this layer.
+COPY pyproject.toml /src/pyproject.toml
+RUN python3 -m venv /opt/replicadb \
+ && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
+ && /opt/replicadb/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
+COPY README.md /src/README.md
+COPY operator/replicadb_operator /src/operator/replicadb_operator
+COPY router_lib /src/router_lib
+RUN /opt/replicadb/bin/pip install --no-cache-dir --no-deps /src && rm -rf /src
+
+ENV PATH=/opt/replicadb/bin:/usr/lib/postgresql/15/bin:$PATH \
+    PGDATA=/var/lib/postgresql/data/pgdata
+RUN install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
+ && install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+USER 999:999
+EXPOSE 5432 6432
+ENTRYPOINT ["replicadb-instance"]
