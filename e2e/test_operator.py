@@ -68,11 +68,12 @@ def test_sample_database_end_to_end(
     replicas = [i for i in st["instances"] if i["role"] == "replica"]
     assert sorted(i["state"] for i in replicas) == ["streaming", "streaming"]
     for pool in ("rw", "ro"):
-        kube.wait_for(
-            lambda p=pool: ops.deployment_ready(api_client, namespace, f"{NAME}-pooler-{p}"),
-            120,
-            f"pooler {pool} ready",
-        )
+        deployment = f"{NAME}-pooler-{pool}"
+
+        def pooler_ready(name: str = deployment) -> bool:
+            return ops.deployment_ready(api_client, namespace, name)
+
+        kube.wait_for(pooler_ready, 120, f"pooler {pool} ready")
 
     step("the primary streams to both replicas (pg_stat_replication)")
     password = ops.secret_value(api_client, namespace, f"{NAME}-superuser", "password")
