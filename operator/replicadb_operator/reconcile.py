@@ -14,7 +14,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from replicadb_operator.builders import names
+from replicadb_operator import tls_material
+from replicadb_operator.builders import names, tls
 from replicadb_operator.builders import secrets as secret_builders
 from replicadb_operator.builders.desired import desired_objects, pooler_objects
 from replicadb_operator.kube import apply, clients
@@ -77,9 +78,40 @@ def replica_set_size(db: DatabaseSpec, primary: str | None) -> tuple[int, str | 
     return db.replicas, None
 
 
+def _secret_data(namespace: str, name: str) -> dict[str, str] | None:
+    try:
+        data = clients.core().read_namespaced_secret(name, namespace).data or {}
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def ensure_tls(db: DatabaseSpec) -> int:
+    """The operator's CA and a server certificate, made once, unless the user names a Secret."""
+    if not db.tls.enabled or db.tls.secret_name:
+        return 0
+    writes = 0
+    if _secret_data(db.namespace, names.tls_secret(db)) is not None:
+        return 0
+    ca_data = _secret_data(db.namespace, names.ca_secret(db))
+    if ca_data is None:
+        ca = tls_material.new_ca(f"{db.name} replicadb CA")
+        writes += apply.create_if_absent(tls.ca_secret(db, ca.cert_pem, ca.key_pem))
+        ca_data = _secret_data(db.namespace, names.ca_secret(db)) or {}
+    ca = tls_material.KeyPair(ca_data["ca.crt"], ca_data["ca.key"])
+    server = tls_material.new_server_cert(ca, tls.server_dns_names(db))
+    writes += apply.create_if_absent(
+        tls.server_tls_secret(db, server.cert_pem, server.key_pem, ca.cert_pem)
+    )
+    return writes
+
+
 def reconcile_database(db: DatabaseSpec, status: Mapping[str, Any]) -> ReconcileResult:
     result = ReconcileResult()
     passwords, result.writes = ensure_credentials(db)
+    result.writes += ensure_tls(db)
     auth = secret_builders.pooler_auth_secret(db, passwords)
     if db.pooler.enabled:
         result.writes += apply.ensure(auth)

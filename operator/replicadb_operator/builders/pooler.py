@@ -29,7 +29,8 @@ def pooler_deployment(db: DatabaseSpec, pool: str) -> K8sObject:
     if db.tls.enabled:
         mounts.append({"name": "tls", "mountPath": TLS_DIR})
         volumes.append(
-            {"name": "tls", "secret": {"secretName": names.tls_secret(db), "defaultMode": 0o400}}
+            # Root-owned, group-readable through fsGroup: what PostgreSQL accepts for a key.
+            {"name": "tls", "secret": {"secretName": names.tls_secret(db), "defaultMode": 0o440}}
         )
     tcp_probe = {"tcpSocket": {"port": names.POOLER_PORT}, "periodSeconds": 5}
     container = {
@@ -60,6 +61,7 @@ def pooler_deployment(db: DatabaseSpec, pool: str) -> K8sObject:
                         "runAsNonRoot": True,
                         "runAsUser": names.POSTGRES_UID,
                         "runAsGroup": names.POSTGRES_UID,
+                        "fsGroup": names.POSTGRES_UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],

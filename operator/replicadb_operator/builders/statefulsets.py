@@ -111,7 +111,8 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
     ]
     if db.tls.enabled:
         volumes.append(
-            {"name": "tls", "secret": {"secretName": names.tls_secret(db), "defaultMode": 0o400}}
+            # Root-owned, group-readable through fsGroup: what PostgreSQL accepts for a key.
+            {"name": "tls", "secret": {"secretName": names.tls_secret(db), "defaultMode": 0o440}}
         )
         mounts.append({"name": "tls", "mountPath": TLS_DIR})
     container: dict[str, Any] = {
