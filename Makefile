@@ -63,6 +63,14 @@ bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplan
 
 include e2e/cluster.mk
 
+.PHONY: crds
+crds: $(VENV)/.installed ## regenerate crds/ from the schema in operator/replicadb_operator/crd.py
+	$(PY) -m replicadb_operator.crd > crds/replicateddatabases.replicadb.io.yaml
+
+.PHONY: bench-router
+bench-router: deps ## router vs plain psycopg pool, classification, RYW, cache -> .bench/router.json
+	$(PY) -m bench.router
+
 .PHONY: clean
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench

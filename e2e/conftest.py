@@ -27,7 +27,7 @@ def api_client() -> client.ApiClient:
     try:
         if not kubeconfig:
             raise RuntimeError("KUBECONFIG is not set")
-        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
         client.VersionApi(api).get_code(_request_timeout=5)
     except Exception as exc:
         message = f"no reachable Kubernetes cluster ({exc}); run `make e2e` or set KUBECONFIG"

@@ -1,0 +1,1 @@
+"""Pure builders: DatabaseSpec in, Kubernetes objects (plain dicts) out. No I/O here."""

@@ -1,0 +1,2 @@
+"""``kubectl replicadb``: the plugin users type (status, watch, switchover, promote, pooler,
+health)."""

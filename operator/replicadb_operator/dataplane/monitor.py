@@ -1,0 +1,145 @@
+"""Probe a whole topology at once and keep what failover needs to remember.
+
+One sample probes the primary first, then every replica concurrently (see ``lag`` for why
+that order), computes each replica's lag, and counts consecutive failed primary probes.
+The monitor remembers across samples what a dead primary can no longer tell: its last WAL
+position and timeline, and which standbys it last listed as synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from replicadb_operator.dataplane.failover_target import Candidate
+from replicadb_operator.dataplane.lag import PrimaryWalHistory, ReplicaLag, replica_lag
+from replicadb_operator.dataplane.lsn import Lsn
+from replicadb_operator.dataplane.probe import InstanceProber, ProbeResult, ProbeTimeouts
+
+
+@dataclass(frozen=True)
+class TopologySnapshot:
+    primary: str
+    taken_at: float  # monotonic
+    probes: dict[str, ProbeResult]
+    lags: dict[str, ReplicaLag]
+    primary_failures: int  # consecutive failed probes of the primary
+    last_primary_lsn: Lsn | None
+    primary_timeline: int | None
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+
+    @property
+    def primary_probe(self) -> ProbeResult:
+        return self.probes[self.primary]
+
+    @property
+    def writable(self) -> list[str]:
+        """Every instance that said it is not in recovery (more than one is split brain)."""
+        return sorted(name for name, p in self.probes.items() if p.is_primary)
+
+    @property
+    def max_lag_bytes(self) -> int | None:
+        known = [lag.replay_bytes for lag in self.lags.values() if lag.replay_bytes is not None]
+        return max(known) if known else None
+
+
+class TopologyMonitor:
+    def __init__(
+        self,
+        dsns: Mapping[str, str],
+        primary: str,
+        timeouts: ProbeTimeouts | None = None,
+    ) -> None:
+        self._timeouts = timeouts or ProbeTimeouts()
+        self._probers: dict[str, InstanceProber] = {}
+        self.primary = primary
+        self.history = PrimaryWalHistory()
+        self._failures = 0
+        self._last_primary_lsn: Lsn | None = None
+        self._primary_timeline: int | None = None
+        self._timelines: dict[str, int] = {}
+        self._sync_states: dict[str, str] = {}
+        self._add_probers(dsns)
+
+    def _add_probers(self, dsns: Mapping[str, str]) -> None:
+        for name, dsn in dsns.items():
+            if name not in self._probers:
+                self._probers[name] = InstanceProber(name, dsn, self._timeouts)
+
+    async def set_instances(self, dsns: Mapping[str, str]) -> None:
+        """Follow scaling: new instances get a prober, removed or moved ones lose theirs."""
+        gone = [n for n, p in self._probers.items() if n not in dsns or p.dsn != dsns[n]]
+        await asyncio.gather(*(self._probers.pop(name).close() for name in gone))
+        self._add_probers(dsns)
+
+    def dsn_of(self, name: str) -> str | None:
+        prober = self._probers.get(name)
+        return None if prober is None else prober.dsn
+
+    def set_primary(self, name: str) -> None:
+        """After a failover or switchover: a new history, a fresh failure count."""
+        self.primary = name
+        self.history.clear()
+        self._failures = 0
+        self._last_primary_lsn = None
+        self._sync_states.clear()
+
+    def _remember_primary(self, probe: ProbeResult) -> None:
+        if probe.is_primary and probe.current_lsn is not None:
+            self._failures = 0
+            self._last_primary_lsn = probe.current_lsn
+            self._primary_timeline = probe.timeline
+            self.history.record(probe.probed_at, probe.current_lsn)
+            self._sync_states = {p.application_name: p.sync_state for p in probe.replication}
+        else:
+            self._failures += 1
+
+    def _candidate(self, probe: ProbeResult) -> Candidate:
+        if probe.streaming and probe.timeline is not None:
+            self._timelines[probe.name] = probe.timeline
+        return Candidate(
+            name=probe.name,
+            healthy=probe.is_replica,
+            timeline=self._timelines.get(probe.name, probe.timeline),
+            receive_lsn=probe.receive_lsn,
+            replay_lsn=probe.replay_lsn,
+            sync_state=self._sync_states.get(probe.name, "async"),
+        )
+
+    async def _probe_primary(self) -> ProbeResult:
+        prober = self._probers.get(self.primary)
+        if prober is None:  # no address (pod gone or not scheduled): as good as down
+            now = time.monotonic()
+            return ProbeResult(
+                name=self.primary,
+                reachable=False,
+                probed_at=now,
+                duration_s=0.0,
+                error="no address",
+            )
+        return await prober.probe()
+
+    async def sample(self) -> TopologySnapshot:
+        primary_probe = await self._probe_primary()
+        self._remember_primary(primary_probe)
+        others = [p for name, p in self._probers.items() if name != self.primary]
+        replica_probes = await asyncio.gather(*(p.probe() for p in others))
+        now = time.monotonic()
+        probes = {primary_probe.name: primary_probe}
+        probes.update({p.name: p for p in replica_probes})
+        lags = {p.name: replica_lag(primary_probe, p, self.history, now) for p in replica_probes}
+        return TopologySnapshot(
+            primary=self.primary,
+            taken_at=now,
+            probes=probes,
+            lags=lags,
+            primary_failures=self._failures,
+            last_primary_lsn=self._last_primary_lsn,
+            primary_timeline=self._primary_timeline,
+            candidates=tuple(self._candidate(p) for p in replica_probes),
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self._probers.values()))

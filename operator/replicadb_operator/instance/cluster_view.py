@@ -1,0 +1,63 @@
+"""What the operator has decided, as the instance reads it from the ReplicatedDatabase status:
+who is meant to be primary, who is primary now, and whether the cluster was ever initialised.
+
+The CR status is the single record of who the primary is; the pod never decides it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GROUP = "replicadb.io"
+VERSION = "v1alpha1"
+PLURAL = "replicateddatabases"
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    target_primary: str | None
+    current_primary: str | None
+    initialized: bool
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> ClusterView:
+        status = status or {}
+        return cls(
+            target_primary=status.get("targetPrimary") or None,
+            current_primary=status.get("primary") or None,
+            initialized=bool(status.get("initialized")),
+        )
+
+
+def read_cluster_view(namespace: str, name: str) -> ClusterView:
+    """One read of the status through the Kubernetes API (in-cluster credentials)."""
+    from kubernetes import client, config
+
+    config.load_incluster_config()
+    api = client.CustomObjectsApi()
+    obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return ClusterView.from_status(obj.get("status"))
+
+
+def wait_for_target(
+    read: Callable[[], ClusterView],
+    log: Callable[[str], None],
+    poll_s: float = 2.0,
+    timeout_s: float = 600.0,
+) -> ClusterView:
+    """Wait until the operator has named a target primary (it does before pods start)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            view = read()
+            if view.target_primary:
+                return view
+            log("waiting for the operator to name a primary")
+        except Exception as exc:  # the API may be unreachable for a while at startup
+            log(f"cannot read the ReplicatedDatabase status yet: {exc}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("no target primary in the ReplicatedDatabase status")
+        time.sleep(poll_s)

@@ -1,0 +1,189 @@
+"""Carry out the bootstrap decision before postgres starts.
+
+Each path leaves PGDATA ready for ``postgres -D PGDATA``: a new primary has its roles and
+application database; a replica or a rewound former primary has standby.signal and a
+primary_conninfo naming the current primary.
+
+PGDATA/postgresql.conf only includes the mounted configuration. It must live in PGDATA:
+pg_rewind runs crash recovery in single-user mode with PGDATA's own configuration, and with
+initdb's defaults (wal_keep_size 0) that recovery recycles the very WAL the rewind needs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from replicadb_operator.dataplane import datadir
+from replicadb_operator.dataplane.bootstrap import (
+    BootstrapAction,
+    BootstrapDecision,
+    DataDirState,
+    decide_bootstrap,
+)
+from replicadb_operator.dataplane.config_files import REPLICATION_USER, SUPERUSER, quote_setting
+from replicadb_operator.dataplane.datadir import RunAs
+from replicadb_operator.instance.cluster_view import ClusterView
+from replicadb_operator.instance.settings import InstanceSettings
+
+Log = Callable[[str], None]
+RETRYABLE = (datadir.CommandFailed, psycopg.OperationalError)
+
+
+class BootstrapRefused(RuntimeError):
+    pass
+
+
+def _write_private(path: Path, text: str, run_as: RunAs | None) -> None:
+    path.write_text(text)
+    if run_as is not None:
+        run_as.chown(path)
+    path.chmod(0o600)
+
+
+def _retry(action: Callable[[], None], what: str, log: Log, attempts: int = 30) -> None:
+    """The primary may not be reachable yet (it is starting, or DNS is not there yet)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            action()
+            return
+        except RETRYABLE as exc:
+            if attempt == attempts:
+                raise
+            log(f"{what} failed (attempt {attempt}/{attempts}), retrying: {exc}")
+            time.sleep(min(10.0, 0.5 * attempt))
+
+
+def write_config_include(settings: InstanceSettings) -> None:
+    config = settings.config_dir
+    (settings.pgdata / "postgresql.conf").write_text(
+        "# written by replicadb: the configuration lives in the mounted ConfigMap\n"
+        f"include {quote_setting(str(config / 'postgresql.conf'))}\n"
+        f"hba_file = {quote_setting(str(config / 'pg_hba.conf'))}\n"
+    )
+
+
+def _initialize(settings: InstanceSettings, bindir: Path, run_as: RunAs | None, log: Log) -> None:
+    pwfile = settings.run_dir / "initdb-password"
+    _write_private(pwfile, settings.secret("superuser-password") + "\n", run_as)
+    try:
+        datadir.initdb(bindir, settings.pgdata, pwfile, run_as)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    write_config_include(settings)
+    log("initdb done; creating roles and the application database")
+    options = {**settings.server_options(), "listen_addresses": ""}
+    datadir.pg_ctl_start(bindir, settings.pgdata, options, settings.run_dir / "init.log", run_as)
+    try:
+        with psycopg.connect(
+            host=str(settings.run_dir),
+            port=settings.port,
+            user=SUPERUSER,
+            password=settings.secret("superuser-password"),
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            for role, key, extra in (
+                (REPLICATION_USER, "replication-password", "REPLICATION"),
+                (settings.app_user, "app-password", ""),
+            ):
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} WITH LOGIN {} PASSWORD {}").format(
+                        sql.Identifier(role), sql.SQL(extra), sql.Literal(settings.secret(key))
+                    )
+                )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(settings.app_database), sql.Identifier(settings.app_user)
+                )
+            )
+    finally:
+        datadir.pg_ctl_stop(bindir, settings.pgdata, "fast", run_as)
+
+
+def _clone(
+    settings: InstanceSettings, primary: str, bindir: Path, run_as: RunAs | None, log: Log
+) -> None:
+    conninfo = settings.follow_conninfo(primary)
+    _retry(
+        lambda: datadir.base_backup(bindir, settings.pgdata, conninfo, run_as),
+        f"base backup from {primary}",
+        log,
+    )
+    datadir.make_standby(settings.pgdata, conninfo)
+
+
+def _set_aside(pgdata: Path, log: Log) -> None:
+    """Keep the diverged data of a former primary (one copy) instead of deleting it."""
+    aside = pgdata.with_name(pgdata.name + ".diverged")
+    shutil.rmtree(aside, ignore_errors=True)
+    pgdata.rename(aside)
+    log(f"kept the diverged data in {aside}")
+
+
+def _rewind_or_clone(
+    settings: InstanceSettings, primary: str, bindir: Path, run_as: RunAs | None, log: Log
+) -> None:
+    source = settings.rewind_source(primary)
+
+    def checkpoint_source() -> None:
+        # Until a checkpoint on the new primary records its timeline in pg_control,
+        # pg_rewind sees "the same timeline", rewinds nothing, and the node then loops on
+        # "new timeline forked off current database system timeline".
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+
+    _retry(checkpoint_source, f"checkpoint on {primary}", log)
+    try:
+        copied = datadir.rewind(bindir, settings.pgdata, source, run_as)
+    except datadir.CommandFailed as exc:
+        # Typically the WAL back to the fork is gone. A base backup always works.
+        log(f"pg_rewind failed, cloning {primary} instead: {exc}")
+        _set_aside(settings.pgdata, log)
+        _clone(settings, primary, bindir, run_as, log)
+        return
+    log("pg_rewind: " + ("pages copied" if copied else "no rewind required"))
+    datadir.make_standby(settings.pgdata, settings.follow_conninfo(primary))
+
+
+def prepare_instance(
+    settings: InstanceSettings,
+    view: ClusterView,
+    log: Log,
+    run_as: RunAs | None = None,
+    bindir: Path | None = None,
+) -> BootstrapDecision:
+    bindir = bindir or datadir.find_bindir()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    if run_as is not None:
+        run_as.chown(settings.run_dir)
+    _write_private(settings.passfile, settings.passfile_text(), run_as)
+    designated = view.target_primary == settings.name
+    decision = decide_bootstrap(DataDirState.read(settings.pgdata), designated, view.initialized)
+    log(f"bootstrap: {decision.action.value} ({decision.reason})")
+    source = view.current_primary or view.target_primary
+    follow = source if source and source != settings.name else None
+
+    if decision.action is BootstrapAction.REFUSE:
+        raise BootstrapRefused(decision.reason)
+    if decision.action is BootstrapAction.INITDB:
+        _initialize(settings, bindir, run_as, log)
+        return decision
+    if decision.action in (BootstrapAction.BASE_BACKUP, BootstrapAction.REWIND_AND_FOLLOW):
+        if follow is None:
+            raise BootstrapRefused(f"{decision.action.value} needs a primary, and none is named")
+        if decision.action is BootstrapAction.BASE_BACKUP:
+            _clone(settings, follow, bindir, run_as, log)
+        else:
+            _rewind_or_clone(settings, follow, bindir, run_as, log)
+    elif decision.action is BootstrapAction.START_REPLICA and follow is not None:
+        # The primary may have changed while this pod was away: follow the current one.
+        datadir.make_standby(settings.pgdata, settings.follow_conninfo(follow))
+    # pg_basebackup and pg_rewind copied the source's file; point it at our own mount again.
+    write_config_include(settings)
+    return decision

@@ -1,0 +1,1 @@
+"""The per-database monitor: probe every instance, keep roles labelled, write the status."""

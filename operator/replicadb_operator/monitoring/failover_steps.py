@@ -1,0 +1,124 @@
+"""Failover and switchover on Kubernetes, each step safe to repeat.
+
+Order matters, and is recorded in status before anything irreversible:
+1. status: ``targetPrimary`` = the chosen replica, ``failover`` = {from, to, reason, since}.
+   From here a restarting former primary rewinds and follows (see instance/prepare.py), and
+   a new operator that finds ``failover`` in status finishes the job.
+2. fence the old primary: role label ``fenced`` (out of the read-write Service and thereby
+   the read-write pooler), then delete its pod so that it cannot keep accepting writes.
+3. promote the target, repoint the other replicas, re-list synchronous standbys.
+4. label the new primary, then status: ``primary``, ``lastFailover``; clear ``failover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from replicadb_operator.builders import names
+from replicadb_operator.builders.statefulsets import RUN_DIR
+from replicadb_operator.dataplane import instance_control
+from replicadb_operator.dataplane.conninfo import primary_conninfo
+from replicadb_operator.dataplane.failover import execute_failover
+from replicadb_operator.dataplane.failover_target import FailoverPolicy
+from replicadb_operator.dataplane.monitor import TopologySnapshot
+from replicadb_operator.kube import status as kube_status
+from replicadb_operator.monitoring import metrics, pods
+from replicadb_operator.monitoring.status_model import now_iso
+from replicadb_operator.spec import DatabaseSpec
+
+Log = Callable[[str], None]
+StatusWriter = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    new_primary: str
+    lag_bytes: int | None
+    seconds: float
+
+
+def follower_conninfo(db: DatabaseSpec) -> Callable[[str, str], str]:
+    """primary_conninfo for ``follower`` streaming from ``primary``, by the pod's DNS name,
+    with the passfile the entrypoint writes in the pod."""
+    sslmode = "require" if db.tls.required else "prefer"
+
+    def build(primary: str, follower: str) -> str:
+        host = f"{primary}.{names.dns(db, names.headless_service(db))}"
+        return primary_conninfo(host, names.PG_PORT, follower, f"{RUN_DIR}/pgpass", sslmode)
+
+    return build
+
+
+async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, grace_seconds: int = 0) -> None:
+    """Out of the read-write Service first, then stop it (the StatefulSet brings the pod back,
+    and its entrypoint, reading the new target, rewinds and follows)."""
+    if not pod_exists:
+        return
+    await asyncio.to_thread(pods.set_role_label, db.namespace, pod, names.ROLE_FENCED)
+    await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, grace_seconds)
+
+
+async def promote_and_record(
+    db: DatabaseSpec,
+    snapshot: TopologySnapshot,
+    policy: FailoverPolicy,
+    target: str,
+    dsns: dict[str, str],
+    write_status: StatusWriter,
+    reason: str,
+    kind: str,
+    started: float,
+) -> Outcome:
+    """Steps 3 and 4. The old primary is excluded from repointing: it is fenced."""
+    old = snapshot.primary
+    live = {name: dsn for name, dsn in dsns.items() if name != old}
+
+    async def already_fenced(name: str) -> None:
+        return None
+
+    # The chooser already ran; pin its choice (a repeat after a restart must not re-choose).
+    pinned = TopologySnapshot(
+        primary=old,
+        taken_at=snapshot.taken_at,
+        probes=snapshot.probes,
+        lags=snapshot.lags,
+        primary_failures=snapshot.primary_failures,
+        last_primary_lsn=snapshot.last_primary_lsn,
+        primary_timeline=snapshot.primary_timeline,
+        candidates=tuple(c for c in snapshot.candidates if c.name == target),
+    )
+    result = await execute_failover(
+        pinned, policy, live, already_fenced, follower_conninfo(db), db.replication
+    )
+    await asyncio.to_thread(pods.set_role_label, db.namespace, target, names.ROLE_PRIMARY)
+    seconds = time.monotonic() - started
+    await write_status(
+        {
+            "primary": target,
+            "targetPrimary": target,
+            "failover": None,
+            "lastFailover": {
+                "time": now_iso(),
+                "from": old,
+                "to": target,
+                "reason": reason,
+                "kind": kind,
+                "lagBytes": result.lag_bytes,
+                "durationSeconds": round(seconds, 3),
+            },
+        }
+    )
+    metrics.FAILOVERS.labels(db.namespace, db.name, kind).inc()
+    metrics.LAST_FAILOVER_SECONDS.labels(db.namespace, db.name).set(seconds)
+    return Outcome(new_primary=target, lag_bytes=result.lag_bytes, seconds=seconds)
+
+
+async def wait_for_switchover_catch_up(
+    target_dsn: str, old_final_lsn: int, timeout_s: float = 60.0
+) -> None:
+    """Zero-loss switchover: the target must have replayed all the old primary wrote."""
+    await instance_control.wait_for_replay(target_dsn, old_final_lsn, timeout_s=timeout_s)
