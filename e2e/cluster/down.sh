@@ -21,22 +21,23 @@ found() {
   step "cleanup: $*"
 }
 
-# our_pids: processes of this cluster, known by what they run (our built binaries) or by the
-# cluster's paths on their command line (containerd and its shims, etcd). Never by name alone:
-# other people's etcd or postgres on this machine are not ours.
+# our_pids: processes of this cluster, known by what they run: our built binaries, or
+# containerd, its shims, runc and etcd from Debian with the cluster's paths on their command
+# line. Never by name alone: other people's etcd or postgres on this machine are not ours.
 our_pids() {
   local dir pid exe cmdline
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
     exe=$(readlink "$dir/exe" 2>/dev/null || true)
-    if [[ $exe == "$BIN_DIR"/* || $exe == "$ADDON_BIN_DIR"/* ]]; then
-      echo "$pid"
-      continue
-    fi
-    cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline" || true)
-    case $cmdline in
-    *containerd*"$STATE_DIR"* | *containerd*"$RUN_DIR"* | *etcd*"$STATE_DIR/etcd"*) echo "$pid" ;;
+    case $exe in
+    "$BIN_DIR"/* | "$ADDON_BIN_DIR"/*) echo "$pid" ;;
+    */containerd | */containerd-shim-runc-v2 | */runc | */etcd)
+      cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline" || true)
+      case $cmdline in
+      *"$STATE_DIR"* | *"$RUN_DIR"*) echo "$pid" ;;
+      esac
+      ;;
     esac
   done
 }
@@ -110,7 +111,8 @@ stop_everything() {
   local pid leftovers
   leftovers=$(our_pids)
   if [[ -n $leftovers ]]; then
-    found "stopping leftover processes: $(for pid in $leftovers; do tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-60; echo -n '; '; done)"
+    found "stopping leftover processes: $(ps -o comm= -p "$(tr ' \n' ',,' <<<"$leftovers" | sed 's/,*$//')" |
+      sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
     for pid in $leftovers; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 2
     for pid in $leftovers; do kill -KILL "$pid" 2>/dev/null || true; done
