@@ -36,6 +36,10 @@ cluster-up: ## start the local cluster (builds what is not cached); prints the k
 cluster-down: ## stop the local cluster and remove everything it left on the machine
 	@$(CLUSTER_SCRIPTS)/down.sh
 
+.PHONY: cluster-clean
+cluster-clean: cluster-down ## also remove the cluster's caches (binaries, images, containerd's image store)
+	rm -rf /var/cache/replicadb
+
 .PHONY: e2e
 e2e: $(VENV)/.installed ## e2e tests against KUBECONFIG (default: the local cluster)
 	KUBECONFIG=$(E2E_KUBECONFIG) $(PY) -m pytest e2e -m e2e $(E2E_PYTEST_ARGS)

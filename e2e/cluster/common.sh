@@ -36,7 +36,10 @@ DNS_SVC_IP=10.96.0.10
 CLUSTER_DOMAIN=cluster.local
 NODE_NAME=replicadb-node
 CONTAINERD_SOCK=$RUN_DIR/containerd/containerd.sock
-CONTAINERD_ROOT=$STATE_DIR/containerd
+# containerd's root holds the imported images, so it is a cache: a warm start then imports
+# nothing. Containers and pod sandboxes never outlive a run (down.sh and up.sh remove them).
+CONTAINERD_ROOT=$CACHE_ROOT/containerd
+IMPORTED_DIR=$CACHE_ROOT/containerd.imported
 KUBELET_ROOT=$STATE_DIR/kubelet
 CNI_CONF_DIR=$STATE_DIR/cni/net.d
 CNI_BIN_DIR=/usr/lib/cni

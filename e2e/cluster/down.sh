@@ -120,10 +120,11 @@ stop_everything() {
   kill_kubepods
 }
 
-# our_mounts: mount points under the cluster's folders or pod network namespaces, deepest first.
+# our_mounts: mount points under the cluster's folders and caches (containerd, buildah) or pod
+# network namespaces, deepest first.
 our_mounts() {
   findmnt -rn -o TARGET | sed 's/\\x20/ /g' |
-    grep -E "^($STATE_DIR|$RUN_DIR|$BUILDAH_ROOT|$BUILDAH_RUNROOT|/run/netns/cni-|/var/run/netns/cni-)(/|$|[0-9a-f-]*$)" |
+    grep -E "^($STATE_DIR|$RUN_DIR|$CACHE_ROOT|$BUILDAH_RUNROOT|/run/netns/cni-|/var/run/netns/cni-)(/|$|[0-9a-f-]*$)" |
     sort -r || true
 }
 

@@ -155,6 +155,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 TOML
   start containerd containerd --config "$STATE_DIR/containerd.toml"
   wait_until containerd 30 ctr_ version
+  remove_stale_containers
+}
+
+# remove_stale_containers: a run killed before down.sh leaves its pod sandboxes and containers
+# in containerd's metadata (its root is a cache). Remove them before kubelet starts, so that a
+# new cluster starts with no pods but its own.
+remove_stale_containers() {
+  local left
+  left=$(ctr_ containers ls -q)
+  [[ -n $left ]] || return 0
+  step "containerd: removing $(wc -l <<<"$left") containers left by an earlier run"
+  timeout 60 crictl --runtime-endpoint "unix://$CONTAINERD_SOCK" rmp --all --force >>"$LOG_DIR/containerd.log" 2>&1 || true
+  local id
+  for id in $(ctr_ containers ls -q); do
+    ctr_ tasks kill -s KILL "$id" >/dev/null 2>&1 || true
+    ctr_ tasks rm -f "$id" >/dev/null 2>&1 || true
+    ctr_ containers rm "$id" >>"$LOG_DIR/containerd.log" 2>&1 || true
+  done
 }
 
 start_etcd() {
