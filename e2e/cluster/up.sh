@@ -47,7 +47,7 @@ kubectl_() {
 
 check_ports_free() {
   local port
-  for port in 2379 2380 6443 10250 10256 10257 10259; do
+  for port in 2379 2380 6443 10248 10249 10250 10256 10257 10259; do
     if ss -Htln "sport = :$port" | grep -q .; then
       fail "port check" "" "port $port is already in use: $(ss -Htlnp "sport = :$port" | head -n1)"
     fi
@@ -240,7 +240,7 @@ start_kubelet() {
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $BRIDGE_IP
-healthzBindAddress: 127.0.0.1
+healthzBindAddress: $BRIDGE_IP
 readOnlyPort: 0
 authentication:
   anonymous: {enabled: false}
@@ -278,7 +278,7 @@ mode: iptables
 clusterCIDR: $POD_CIDR
 bindAddress: $BRIDGE_IP
 healthzBindAddress: $BRIDGE_IP:10256
-metricsBindAddress: 127.0.0.1:10249
+metricsBindAddress: $BRIDGE_IP:10249
 nodePortAddresses: [$BRIDGE_IP/32]
 iptables: {localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 1s}
 # Zero: leave this machine's conntrack settings as they are.
