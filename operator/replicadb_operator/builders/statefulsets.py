@@ -12,6 +12,7 @@ from typing import Any
 from replicadb_operator.builders import names
 from replicadb_operator.builders.configmaps import TLS_DIR, restart_parameters_hash
 from replicadb_operator.builders.metadata import K8sObject, metadata
+from replicadb_operator.builders.security import container_security_context, pod_security_context
 from replicadb_operator.spec import DatabaseSpec
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -127,23 +128,13 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
         "livenessProbe": _probe(period=10, failures=6),
         # A base backup of a large database takes as long as it takes.
         "startupProbe": _probe(period=5, failures=720),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": False,
-        },
+        "securityContext": container_security_context(),
     }
     if db.postgres.resources:
         container["resources"] = dict(db.postgres.resources)
     spec: dict[str, Any] = {
         "serviceAccountName": names.service_account(db),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": names.POSTGRES_UID,
-            "runAsGroup": names.POSTGRES_UID,
-            "fsGroup": names.POSTGRES_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         # Immediate shutdown would make every restart a crash recovery; fast is enough.
         "terminationGracePeriodSeconds": 30,
         "containers": [container],

@@ -31,9 +31,15 @@ from replicadb_operator.spec import DatabaseSpec
 log = logging.getLogger(__name__)
 
 
-def failover_record(old: str, target: str, reason: str) -> dict[str, str]:
+def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
     """What status says while a failover or switchover is under way (see failover_steps)."""
-    return {"from": old, "to": target, "reason": reason, "since": status_model.now_iso()}
+    return {
+        "from": old,
+        "to": target,
+        "reason": reason,
+        "kind": kind,
+        "since": status_model.now_iso(),
+    }
 
 
 class DatabaseDaemon:
@@ -185,7 +191,7 @@ class DatabaseDaemon:
             "gone" if pod is None or pod.gone else "not ready"
         )
         await self._fail_over(
-            db, snapshot, dsns, pod_map, choice.target, policy, reason, "failover"
+            db, snapshot.primary, dsns, pod_map, choice.target, choice.lag_bytes, reason, "failover"
         )
         return True
 
@@ -198,16 +204,15 @@ class DatabaseDaemon:
     async def _fail_over(
         self,
         db: DatabaseSpec,
-        snapshot: TopologySnapshot,
+        old: str,
         dsns: dict[str, str],
         pod_map: dict[str, pods.InstancePod],
         target: str,
-        policy: Any,
+        lag_bytes: int | None,
         reason: str,
         kind: str,
     ) -> None:
         started = time.monotonic()
-        old = snapshot.primary
         await self.write_status(
             {
                 "targetPrimary": target,
@@ -229,7 +234,7 @@ class DatabaseDaemon:
         old_pod = pod_map.get(old)
         await failover_steps.fence(db, old, pod_exists=old_pod is not None and not old_pod.deleting)
         outcome = await failover_steps.promote_and_record(
-            db, snapshot, policy, target, dsns, self.write_status, reason, kind, started
+            db, old, target, lag_bytes, dsns, self.write_status, reason, kind, started
         )
         self.blocked_reason = None
         if self.monitor is not None:
@@ -257,26 +262,15 @@ class DatabaseDaemon:
             await failover_steps.fence(db, old, pod_exists=not pod_map[old].deleting)
         if target not in dsns:
             return  # the target has no address yet; next round
-        policy = failover_policy(snapshot, db.replication, None, force=True)
-        forced = TopologySnapshot(
-            primary=old,
-            taken_at=snapshot.taken_at,
-            probes=snapshot.probes,
-            lags=snapshot.lags,
-            primary_failures=snapshot.primary_failures,
-            last_primary_lsn=snapshot.last_primary_lsn,
-            primary_timeline=None,  # the target may already be on its new timeline
-            candidates=snapshot.candidates,
-        )
         outcome = await failover_steps.promote_and_record(
             db,
-            forced,
-            policy,
+            old,
             target,
+            None,
             dsns,
             self.write_status,
             record.get("reason", ""),
-            "failover",
+            record.get("kind", "failover"),
             time.monotonic(),
         )
         if self.monitor is not None:
@@ -297,7 +291,10 @@ class DatabaseDaemon:
 
         async def done() -> None:
             await asyncio.to_thread(
-                kube_status.remove_annotation, db.namespace, db.name, names.ANNOTATION_SWITCHOVER
+                kube_status.annotate,
+                db.namespace,
+                db.name,
+                {names.ANNOTATION_SWITCHOVER: None, names.ANNOTATION_FORCE: None},
             )
 
         old = snapshot.primary
@@ -353,12 +350,11 @@ class DatabaseDaemon:
         if final_lsn is not None:
             await failover_steps.wait_for_switchover_catch_up(dsns[target], final_lsn)
         await asyncio.to_thread(kube_status.delete_pod, db.namespace, old, 30)
-        policy = failover_policy(snapshot, db.replication, None, force=True)
         outcome = await failover_steps.promote_and_record(
             db,
-            snapshot,
-            policy,
+            old,
             target,
+            0,
             dsns,
             self.write_status,
             "switchover requested",
