@@ -124,7 +124,15 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
         "env": _env(db),
         "ports": [{"name": "postgres", "containerPort": names.PG_PORT}],
         "volumeMounts": mounts,
-        "readinessProbe": _probe(period=2, failures=2),
+        # Readiness is reachability over the pod network, as Services and clients see it: a
+        # primary cut off the network must turn NotReady, which confirms a failover. The
+        # startup probe has already checked that PostgreSQL accepts connections.
+        "readinessProbe": {
+            "tcpSocket": {"port": names.PG_PORT},
+            "periodSeconds": 2,
+            "timeoutSeconds": 1,
+            "failureThreshold": 2,
+        },
         "livenessProbe": _probe(period=10, failures=6),
         # A base backup of a large database takes as long as it takes.
         "startupProbe": _probe(period=5, failures=720),
