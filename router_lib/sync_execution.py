@@ -1,0 +1,394 @@
+"""Runs routed statements on the sync pools: reads with retries and replay checks, writes
+with their commit position, transactions, and the result cache around reads.
+
+The decisions are made elsewhere (:mod:`router_lib.routing`, :mod:`router_lib.failures`);
+this module is the I/O that carries them out. :mod:`router_lib.async_execution` is its twin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import IsolationLevel
+from psycopg_pool import ConnectionPool
+from replicadb_operator.dataplane.lsn import parse_lsn
+
+from router_lib import classify, routing
+from router_lib.cache import CachedResult, Params, ResultCache
+from router_lib.classify import Classification
+from router_lib.consistency import Consistency, Level, SessionState
+from router_lib.endpoints import Role
+from router_lib.errors import NoPrimaryAvailable, StalePrimary, WriteOutcomeUnknown
+from router_lib.failures import ReadAction, WriteAction, is_broken, read_action, write_action
+from router_lib.health import EndpointState, known_replay
+from router_lib.pools import RoutedConnection, SyncPools
+from router_lib.read_attempts import ReadAttempts
+from router_lib.router_core import RouterCore, Row, Statement
+from router_lib.routing import ReadChoice
+from router_lib.transaction import Transaction
+
+REPLAY_SQL = "SELECT pg_last_wal_replay_lsn()::text"
+# After COMMIT returned, on the same connection: at or past the commit record, also with
+# synchronous_commit=off (the insert position, not the flushed one).
+WRITE_POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text"
+
+Pool = ConnectionPool[RoutedConnection]
+
+
+class SyncExecutor:
+    def __init__(
+        self,
+        core: RouterCore,
+        pools: SyncPools,
+        cache: ResultCache | None,
+        request_refresh: Callable[[], None],
+    ) -> None:
+        self.core = core
+        self.pools = pools
+        self.cache = cache
+        self.request_refresh = request_refresh
+
+    # -- reads ------------------------------------------------------------------------------
+    def read(
+        self,
+        query: Statement,
+        params: Params,
+        text: str,
+        consistency: Consistency,
+        session: SessionState,
+        classification: Classification,
+        cache: bool | None,
+    ) -> tuple[list[Row], int]:
+        if (
+            self.cache is not None
+            and consistency.level is not Level.STRONG
+            and self.core.cache_wanted(classification, cache)
+        ):
+            return self._cached_read(query, params, text, consistency, session, classification)
+        rows, rowcount, _ = self._read(query, params, text, consistency, session, False)
+        return rows, rowcount
+
+    def _cached_read(
+        self,
+        query: Statement,
+        params: Params,
+        text: str,
+        consistency: Consistency,
+        session: SessionState,
+        classification: Classification,
+    ) -> tuple[list[Row], int]:
+        cache = self.cache
+        assert cache is not None
+        metrics = self.core.metrics
+        key = cache.key(text, params is not None, params)
+        if key is None:
+            rows, rowcount, _ = self._read(query, params, text, consistency, session, False)
+            return rows, rowcount
+        hit = cache.lookup(key)
+        if hit is not None and self.core.cached_result_fresh(
+            hit[0], consistency, session.write_lsn
+        ):
+            metrics.cache_hits.labels(hit[1]).inc()
+            return list(hit[0].rows), len(hit[0].rows)
+        metrics.cache_misses.inc()
+        generations = cache.generations(classification.tables)
+        rows, rowcount, lsn = self._read(query, params, text, consistency, session, True)
+        if lsn >= 0:
+            result = CachedResult(rows, lsn, time.time())
+            cache.store(key, result, classification.tables, cache.config.ttl_s, generations)
+        return list(rows), rowcount
+
+    def _read(
+        self,
+        query: Statement,
+        params: Params,
+        text: str,
+        consistency: Consistency,
+        session: SessionState,
+        want_lsn: bool,
+    ) -> tuple[list[Row], int, int]:
+        """(rows, rowcount, a WAL position the rows include: 0 unknown, -1 not cacheable)."""
+        attempts = ReadAttempts(self.core.config.read_attempts)
+        while True:
+            choice, pool, conn = self._acquire(consistency, session, attempts)
+            state = choice.state
+            try:
+                lsn = self._position_before_read(conn, state) if want_lsn else 0
+                cur = conn.execute(query, params)
+                rows = cur.fetchall() if cur.description is not None else []
+                rowcount = cur.rowcount
+            except psycopg.Error as exc:
+                broken = is_broken(conn)
+                pool.putconn(conn)
+                action = read_action(exc, broken)
+                if action is ReadAction.ON_PRIMARY and state.endpoint.role is Role.REPLICA:
+                    # The statement writes after all (an unconfigured function): never again
+                    # on a replica. The replica refused it, so nothing was written there.
+                    self.core.classifier.mark_write(text, params is not None)
+                    _, learned = self.core.classify(query, params is not None)
+                    rows, rowcount = self.write(query, params, session, learned)
+                    return rows, rowcount, -1
+                self._read_failed(state, action, exc, attempts)
+                continue
+            pool.putconn(conn)
+            self._count(choice)
+            return rows, rowcount, lsn
+
+    def _position_before_read(self, conn: RoutedConnection, state: EndpointState) -> int:
+        if state.endpoint.role is Role.REPLICA:
+            return known_replay(conn, state)
+        return self.core.primary_read_lsn()
+
+    def _acquire(
+        self, consistency: Consistency, session: SessionState, attempts: ReadAttempts
+    ) -> tuple[ReadChoice, Pool, RoutedConnection]:
+        """A connection to an endpoint that can serve the read, its replay checked."""
+        while True:
+            choice = attempts.choose(self.core.table, consistency, session.write_lsn)
+            state = choice.state
+            pool = self.pools.get(state)
+            try:
+                conn = pool.getconn()
+            except psycopg.OperationalError as exc:  # PoolTimeout: could not connect
+                self._read_failed(state, ReadAction.RETRY_EJECT, exc, attempts)
+                continue
+            if choice.required_lsn and known_replay(conn, state) < choice.required_lsn:
+                try:
+                    reached = self._await_replay(conn, state, choice)
+                except psycopg.Error as exc:
+                    broken = is_broken(conn)
+                    pool.putconn(conn)
+                    self._read_failed(state, read_action(exc, broken), exc, attempts)
+                    continue
+                if not reached:
+                    pool.putconn(conn)
+                    attempts.not_fresh(choice, consistency)
+                    continue
+            return choice, pool, conn
+
+    def _await_replay(
+        self, conn: RoutedConnection, state: EndpointState, choice: ReadChoice
+    ) -> bool:
+        """Ask the replica how far it has replayed; with ``may_wait``, poll until it reaches
+        the required position or the read-your-writes bound passes."""
+        config = self.core.config
+        metrics = self.core.metrics
+        waiting_since = 0.0
+        while True:
+            sent_at = time.monotonic()
+            row = conn.execute(REPLAY_SQL).fetchone()
+            lsn = parse_lsn(row[0]) if row is not None and row[0] else 0
+            if lsn > conn.confirmed_lsn:
+                conn.confirmed_lsn = lsn
+            state.note_replay(lsn, sent_at)
+            now = time.monotonic()
+            if lsn >= choice.required_lsn:
+                if waiting_since:
+                    metrics.ryw_wait_seconds.observe(now - waiting_since)
+                return True
+            if not choice.may_wait or config.ryw_wait_s <= 0:
+                return False
+            if not waiting_since:
+                waiting_since = now
+                metrics.ryw_waits.inc()
+            elif now - waiting_since >= config.ryw_wait_s:
+                metrics.ryw_wait_seconds.observe(now - waiting_since)
+                return False
+            time.sleep(config.ryw_poll_s)
+
+    def _read_failed(
+        self,
+        state: EndpointState,
+        action: ReadAction,
+        exc: psycopg.Error,
+        attempts: ReadAttempts,
+    ) -> None:
+        if action is ReadAction.RAISE:
+            raise exc
+        is_primary = state.endpoint.role is Role.PRIMARY
+        if action is ReadAction.ON_PRIMARY and is_primary:
+            self.request_refresh()  # the "primary" is read-only: stale role
+        self.core.metrics.read_retries.labels(action.value).inc()
+        if action is ReadAction.RETRY_EJECT:
+            self._endpoint_down(state)
+        attempts.failed(state, exc)
+
+    def _endpoint_down(self, state: EndpointState) -> None:
+        if state.endpoint.role is Role.REPLICA:
+            self.core.eject(state)
+        else:
+            self.request_refresh()
+        # Its other pooled connections are most likely broken too: start afresh next time.
+        self.pools.discard([state])
+
+    def _count(self, choice: ReadChoice) -> None:
+        metrics = self.core.metrics
+        metrics.query(choice.state.endpoint.role.value, choice.reason)
+        if choice.fallback:
+            metrics.fallback(choice.reason)
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(
+        self,
+        query: Statement,
+        params: Params,
+        session: SessionState,
+        classification: Classification,
+    ) -> tuple[list[Row], int]:
+        retried = False
+        while True:
+            state = self.core.primary()
+            pool = self.pools.get(state)
+            try:
+                conn = pool.getconn()
+            except psycopg.OperationalError as exc:  # nothing was sent
+                self._endpoint_down(state)
+                if not retried and self._await_new_primary(state):
+                    retried = True
+                    continue
+                raise NoPrimaryAvailable(
+                    f"primary {state.endpoint.label} unreachable; nothing was sent"
+                ) from exc
+            refused: psycopg.Error | None = None
+            try:
+                try:
+                    cur = conn.execute(query, params)
+                    rows = cur.fetchall() if cur.description is not None else []
+                    rowcount = cur.rowcount
+                except psycopg.Error as exc:
+                    action = write_action(exc, is_broken(conn))
+                    if action is WriteAction.OUTCOME_UNKNOWN:
+                        raise self._outcome_unknown(state, exc) from exc
+                    if action is not WriteAction.STALE_PRIMARY:
+                        raise  # the server refused it: nothing committed
+                    refused = exc
+                else:
+                    self._note_commit(conn, session)
+            finally:
+                pool.putconn(conn)
+            if refused is None:
+                break
+            # Read-only refusal: the statement did not commit anywhere, so retrying on the
+            # new primary (if the source names one soon) is safe.
+            self.request_refresh()
+            if not retried and self._await_new_primary(state):
+                retried = True
+                continue
+            raise StalePrimary(
+                f"{state.endpoint.label} refused a write as read-only; nothing was committed"
+            ) from refused
+        self.core.metrics.query(Role.PRIMARY.value, classification.reason)
+        self._invalidate(classification.tables, classification.invalidates_all)
+        return rows, rowcount
+
+    def _outcome_unknown(self, state: EndpointState, exc: psycopg.Error) -> WriteOutcomeUnknown:
+        self.core.metrics.write_outcome_unknown.inc()
+        self._endpoint_down(state)
+        return WriteOutcomeUnknown(
+            f"connection to the primary {state.endpoint.label} failed while a write was in "
+            f"flight ({exc}); it may or may not have committed, and was not retried",
+            state.endpoint.label,
+        )
+
+    def _note_commit(self, conn: RoutedConnection, session: SessionState) -> None:
+        started = time.monotonic()
+        try:
+            row = conn.execute(WRITE_POSITION_SQL).fetchone()
+        except psycopg.Error:
+            session.note_write_position_lost(time.monotonic())
+            return
+        if row is not None and row[0]:
+            session.note_write(parse_lsn(row[0]), started)
+
+    def _await_new_primary(self, old: EndpointState) -> bool:
+        """Wait (up to failover_wait_s) for the source to name a different primary."""
+        table = self.core.table
+        deadline = time.monotonic() + self.core.config.failover_wait_s
+        while True:
+            view = table.view
+            if view.primary is not None and view.primary is not old:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            table.wait_for_change(view.version, remaining)
+
+    def _invalidate(self, tables: frozenset[str] | set[str], everything: bool) -> None:
+        if self.cache is None:
+            return
+        if everything:
+            self.cache.clear()
+        elif tables:
+            self.cache.invalidate_tables(tables)
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def read_write_transaction(
+        self, session: SessionState, isolation_level: IsolationLevel | None
+    ) -> Iterator[Transaction]:
+        state = self.core.primary()
+        pool = self.pools.get(state)
+        try:
+            conn = pool.getconn()
+        except psycopg.OperationalError as exc:
+            self._endpoint_down(state)
+            raise NoPrimaryAvailable(
+                f"primary {state.endpoint.label} unreachable; nothing was sent"
+            ) from exc
+        tx = Transaction(conn, self.core, read_only=False)
+        committing = False
+        try:
+            conn.isolation_level = isolation_level
+            try:
+                with conn.transaction():
+                    yield tx
+                    committing = True
+            except psycopg.Error as exc:
+                broken = is_broken(conn)
+                if committing and write_action(exc, broken) is WriteAction.OUTCOME_UNKNOWN:
+                    raise self._outcome_unknown(state, exc) from exc
+                if write_action(exc, broken) is WriteAction.STALE_PRIMARY:
+                    self.request_refresh()
+                    raise StalePrimary(
+                        f"{state.endpoint.label} is read-only; the transaction did not commit"
+                    ) from exc
+                if broken:  # lost before COMMIT was sent: nothing committed
+                    self._endpoint_down(state)
+                raise
+            if tx.wrote:
+                self._note_commit(conn, session)
+        finally:
+            if not is_broken(conn):
+                conn.isolation_level = None
+            pool.putconn(conn)
+        self.core.metrics.query(Role.PRIMARY.value, classify.TRANSACTION)
+        if tx.wrote:
+            self._invalidate(tx.tables, tx.invalidates_all)
+
+    @contextmanager
+    def read_only_transaction(
+        self,
+        consistency: Consistency,
+        session: SessionState,
+        isolation_level: IsolationLevel | None,
+    ) -> Iterator[Transaction]:
+        attempts = ReadAttempts(self.core.config.read_attempts)
+        choice, pool, conn = self._acquire(consistency, session, attempts)
+        try:
+            conn.read_only = True
+            conn.isolation_level = isolation_level
+            with conn.transaction():
+                yield Transaction(conn, self.core, read_only=True)
+        except psycopg.Error:
+            if is_broken(conn) and choice.state.endpoint.role is Role.REPLICA:
+                self._endpoint_down(choice.state)
+            raise
+        finally:
+            if not is_broken(conn):
+                conn.read_only = None
+                conn.isolation_level = None
+            pool.putconn(conn)
+        self.core.metrics.query(choice.state.endpoint.role.value, routing.READ_ONLY_TRANSACTION)
