@@ -21,7 +21,8 @@ from router_lib.cache import CachedResult, Params, ResultCache
 from router_lib.classify import Classification
 from router_lib.consistency import Consistency, Level, SessionState
 from router_lib.endpoints import Role
-from router_lib.errors import NoPrimaryAvailable, StalePrimary, WriteOutcomeUnknown
+from router_lib.errors import NoPrimaryAvailable, StalePrimary
+from router_lib.execution_base import REPLAY_SQL, WRITE_POSITION_SQL, ExecutorBase
 from router_lib.failures import ReadAction, WriteAction, is_broken, read_action, write_action
 from router_lib.health import EndpointState, known_replay
 from router_lib.pools import RoutedConnection, SyncPools
@@ -30,15 +31,10 @@ from router_lib.router_core import RouterCore, Row, Statement
 from router_lib.routing import ReadChoice
 from router_lib.transaction import Transaction
 
-REPLAY_SQL = "SELECT pg_last_wal_replay_lsn()::text"
-# After COMMIT returned, on the same connection: at or past the commit record, also with
-# synchronous_commit=off (the insert position, not the flushed one).
-WRITE_POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text"
-
 Pool = ConnectionPool[RoutedConnection]
 
 
-class SyncExecutor:
+class SyncExecutor(ExecutorBase):
     def __init__(
         self,
         core: RouterCore,
@@ -46,10 +42,9 @@ class SyncExecutor:
         cache: ResultCache | None,
         request_refresh: Callable[[], None],
     ) -> None:
-        self.core = core
+        super().__init__(core, pools, request_refresh)
         self.pools = pools
         self.cache = cache
-        self.request_refresh = request_refresh
 
     # -- reads ------------------------------------------------------------------------------
     def read(
@@ -137,11 +132,6 @@ class SyncExecutor:
             self._count(choice)
             return rows, rowcount, lsn
 
-    def _position_before_read(self, conn: RoutedConnection, state: EndpointState) -> int:
-        if state.endpoint.role is Role.REPLICA:
-            return known_replay(conn, state)
-        return self.core.primary_read_lsn()
-
     def _acquire(
         self, consistency: Consistency, session: SessionState, attempts: ReadAttempts
     ) -> tuple[ReadChoice, Pool, RoutedConnection]:
@@ -199,37 +189,6 @@ class SyncExecutor:
                 return False
             time.sleep(config.ryw_poll_s)
 
-    def _read_failed(
-        self,
-        state: EndpointState,
-        action: ReadAction,
-        exc: psycopg.Error,
-        attempts: ReadAttempts,
-    ) -> None:
-        if action is ReadAction.RAISE:
-            raise exc
-        is_primary = state.endpoint.role is Role.PRIMARY
-        if action is ReadAction.ON_PRIMARY and is_primary:
-            self.request_refresh()  # the "primary" is read-only: stale role
-        self.core.metrics.read_retries.labels(action.value).inc()
-        if action is ReadAction.RETRY_EJECT:
-            self._endpoint_down(state)
-        attempts.failed(state, exc)
-
-    def _endpoint_down(self, state: EndpointState) -> None:
-        if state.endpoint.role is Role.REPLICA:
-            self.core.eject(state)
-        else:
-            self.request_refresh()
-        # Its other pooled connections are most likely broken too: start afresh next time.
-        self.pools.discard([state])
-
-    def _count(self, choice: ReadChoice) -> None:
-        metrics = self.core.metrics
-        metrics.query(choice.state.endpoint.role.value, choice.reason)
-        if choice.fallback:
-            metrics.fallback(choice.reason)
-
     # -- writes -----------------------------------------------------------------------------
     def write(
         self,
@@ -261,6 +220,7 @@ class SyncExecutor:
                 except psycopg.Error as exc:
                     action = write_action(exc, is_broken(conn))
                     if action is WriteAction.OUTCOME_UNKNOWN:
+                        self._invalidate(classification.tables, classification.invalidates_all)
                         raise self._outcome_unknown(state, exc) from exc
                     if action is not WriteAction.STALE_PRIMARY:
                         raise  # the server refused it: nothing committed
@@ -284,15 +244,6 @@ class SyncExecutor:
         self._invalidate(classification.tables, classification.invalidates_all)
         return rows, rowcount
 
-    def _outcome_unknown(self, state: EndpointState, exc: psycopg.Error) -> WriteOutcomeUnknown:
-        self.core.metrics.write_outcome_unknown.inc()
-        self._endpoint_down(state)
-        return WriteOutcomeUnknown(
-            f"connection to the primary {state.endpoint.label} failed while a write was in "
-            f"flight ({exc}); it may or may not have committed, and was not retried",
-            state.endpoint.label,
-        )
-
     def _note_commit(self, conn: RoutedConnection, session: SessionState) -> None:
         started = time.monotonic()
         try:
@@ -308,13 +259,13 @@ class SyncExecutor:
         table = self.core.table
         deadline = time.monotonic() + self.core.config.failover_wait_s
         while True:
-            view = table.view
-            if view.primary is not None and view.primary is not old:
+            version = table.view.version
+            if self._new_primary_named(old):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            table.wait_for_change(view.version, remaining)
+            table.wait_for_change(version, remaining)
 
     def _invalidate(self, tables: frozenset[str] | set[str], everything: bool) -> None:
         if self.cache is None:
@@ -349,6 +300,7 @@ class SyncExecutor:
             except psycopg.Error as exc:
                 broken = is_broken(conn)
                 if committing and write_action(exc, broken) is WriteAction.OUTCOME_UNKNOWN:
+                    self._invalidate(tx.tables, tx.invalidates_all or not tx.tables)
                     raise self._outcome_unknown(state, exc) from exc
                 if write_action(exc, broken) is WriteAction.STALE_PRIMARY:
                     self.request_refresh()
