@@ -160,7 +160,10 @@ def _password(env: _Env) -> str | None:
     path = env.text("PASSWORD_FILE")
     if path is not None:
         # A mounted Secret: the password never sits in the process environment.
-        return Path(path).read_text().rstrip("\n")
+        try:
+            return Path(path).read_text().rstrip("\n")
+        except OSError as exc:
+            raise ConfigurationError(f"{PREFIX}PASSWORD_FILE: {exc}") from None
     return env.text("PASSWORD")
 
 

@@ -89,11 +89,13 @@ class EndpointState:
         self.retired = False
 
     def usable(self, now: float) -> bool:
+        """May this replica serve reads now? (Not asked of the primary.)"""
         return (
             not self.retired
             and self.endpoint.ready
             and self.ejected_until <= now
             and not self.awaiting_probe
+            and self.in_recovery is not False  # promoted or misconfigured: not a replica
         )
 
     def note_replay(self, lsn: int, sent_at: float) -> None:
