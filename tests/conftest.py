@@ -13,13 +13,14 @@ import pytest
 from replicadb_operator.dataplane.datadir import RunAs
 from replicadb_operator.local.os_user import server_user
 from replicadb_operator.local.pgbouncer import LocalPgBouncer, PoolerSettings
-from replicadb_operator.local.topology import LocalTopology
+from replicadb_operator.local.topology import LocalTopology, reap_abandoned
 
 TopologyFactory = Callable[..., LocalTopology]
 
 
 @pytest.fixture(scope="session")
 def pg_user() -> RunAs | None:
+    reap_abandoned()  # what an earlier run killed by a signal left behind
     return server_user()
 
 

@@ -18,12 +18,17 @@ from replicadb_operator.dataplane.failover_target import (
     FailoverPolicy,
     choose_failover_target,
 )
-from replicadb_operator.dataplane.monitor import TopologySnapshot
+from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.sync_standbys import (
     SyncSettings,
     sync_requirement,
     synchronous_standby_names,
 )
+
+# Defaults shared by the CRD and the benchmarks: kill-to-first-write is bounded by about
+# interval x threshold plus a few tens of milliseconds of promotion.
+DEFAULT_PROBE_INTERVAL_S = 1.0
+DEFAULT_FAILURE_THRESHOLD = 2
 
 Fence = Callable[[str], Awaitable[None]]
 FollowerConninfo = Callable[[str, str], str]  # (new primary, follower) -> primary_conninfo
@@ -99,3 +104,21 @@ async def execute_failover(
         repointed=tuple(f for f in followers if f not in errors),
         repoint_errors=errors,
     )
+
+
+async def wait_for_primary_failure(
+    monitor: TopologyMonitor,
+    interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    threshold: int = DEFAULT_FAILURE_THRESHOLD,
+) -> TopologySnapshot:
+    """Sample every ``interval_s`` until ``threshold`` consecutive primary probes failed.
+
+    This is failure detection with the data plane alone; the operator adds Kubernetes'
+    confirmation (pod not ready or gone) before it acts on the verdict.
+    """
+    while True:
+        started = time.monotonic()
+        snapshot = await monitor.sample()
+        if snapshot.primary_failures >= threshold:
+            return snapshot
+        await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))

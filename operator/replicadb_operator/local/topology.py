@@ -7,12 +7,12 @@ primary. All of it lives under one base directory and is gone after :meth:`destr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from replicadb_operator.dataplane import datadir, instance_control
+from replicadb_operator.dataplane import datadir
 from replicadb_operator.dataplane.config_files import (
     REPLICATION_USER,
     SUPERUSER,
@@ -32,6 +32,9 @@ from replicadb_operator.dataplane.config_files import (
 from replicadb_operator.dataplane.conninfo import pgpass_line, primary_conninfo, superuser_conninfo
 from replicadb_operator.dataplane.datadir import RunAs
 from replicadb_operator.local.addresses import POSTGRES_PORT, AddressBlock, find_free_block
+
+OWNER_FILE = "owner.pid"
+BASE_PREFIX = "replicadb-"
 
 LOCAL_PARAMETERS = {
     # Small footprint: several topologies may run side by side on a 2-core test machine.
@@ -74,12 +77,14 @@ class LocalTopology:
         base: Path | None = None,
         run_as: RunAs | None = None,
         parameters: dict[str, str] | None = None,
+        block: AddressBlock | None = None,
+        password: str | None = None,
     ) -> None:
         self.run_as = run_as
         self.bindir = datadir.find_bindir()
-        self.base = base or Path(tempfile.mkdtemp(prefix="replicadb-"))
-        self.block: AddressBlock = find_free_block(replicas + 1)
-        self.password = secrets.token_urlsafe(18)
+        self.base = base or Path(tempfile.mkdtemp(prefix=BASE_PREFIX))
+        self.block: AddressBlock = block or find_free_block(replicas + 1)
+        self.password = password or secrets.token_urlsafe(18)
         self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
         self.instances = {
             f"pg-{i}": LocalInstance(f"pg-{i}", self.block.instance(i), self.base / f"pg-{i}")
@@ -131,8 +136,13 @@ class LocalTopology:
         return [name for name in self.instances if name != self.primary]
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, owner_pid: int | None = None) -> None:
+        """Start everything. ``owner_pid`` (default: this process) is recorded so that
+        :func:`reap_abandoned` can stop a topology whose owner died without cleaning up;
+        pass 0 for a topology meant to outlive its starter (``replicadb-local up``)."""
         self._own(self.base, 0o711)
+        pid = os.getpid() if owner_pid is None else owner_pid
+        (self.base / OWNER_FILE).write_text(f"{pid}\n")
         self._write_private(
             self.passfile,
             pgpass_line("*", "*", REPLICATION_USER, self.password)
@@ -187,7 +197,9 @@ class LocalTopology:
     def rejoin(self, name: str, primary: str) -> bool:
         """Bring a stopped former primary back as a standby of ``primary`` (checkpoint on the
         source, pg_rewind, standby.signal, start). True when pages were rewound."""
-        asyncio.run(instance_control.checkpoint(self.dsn(primary)))
+        # See instance_control.checkpoint: pg_rewind reads the source's timeline from pg_control.
+        with psycopg.connect(self.dsn(primary), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         inst = self.instances[name]
         rewound = datadir.rewind(
             self.bindir, inst.datadir, self._source_conninfo(primary), self.run_as
@@ -205,16 +217,61 @@ class LocalTopology:
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
-    # -- a record for the command line ----------------------------------------------------
-    def describe(self) -> dict[str, object]:
-        return {
+    # -- a record for the command line, which starts and stops in separate runs ------------
+    def save(self, path: Path) -> None:
+        state = {
             "base": str(self.base),
             "primary": self.primary,
+            "replicas": len(self.instances) - 1,
             "block": self.block.second_octet,
-            "instances": {n: i.host for n, i in self.instances.items()},
+            "password": self.password,
             "run_as": self.run_as.name if self.run_as else None,
-            "pid": os.getpid(),
         }
+        path.write_text(json.dumps(state, indent=2))
+        path.chmod(0o600)  # it holds the password
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.describe(), indent=2))
+    @classmethod
+    def load(cls, path: Path) -> LocalTopology:
+        state = json.loads(path.read_text())
+        topology = cls(
+            replicas=int(state["replicas"]),
+            base=Path(state["base"]),
+            run_as=RunAs.lookup(state["run_as"]) if state["run_as"] else None,
+            block=AddressBlock(int(state["block"])),
+            password=str(state["password"]),
+        )
+        topology.primary = str(state["primary"])
+        return topology
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_abandoned(parent: Path | None = None) -> list[Path]:
+    """Stop and remove topologies whose owning process is gone (a test run killed by a signal
+    or a timeout never runs its teardown). Returns the directories removed."""
+    parent = parent or Path(tempfile.gettempdir())
+    reaped = []
+    for base in parent.glob(BASE_PREFIX + "*"):
+        try:
+            owner = int((base / OWNER_FILE).read_text())
+        except (FileNotFoundError, ValueError, NotADirectoryError):
+            continue
+        if owner == 0 or _alive(owner):
+            continue
+        # SIGQUIT is PostgreSQL's immediate shutdown; SIGTERM is PgBouncer's.
+        pidfiles = [(p, signal.SIGQUIT) for p in base.glob("*/data/postmaster.pid")]
+        pidfiles += [(p, signal.SIGTERM) for p in base.glob("pgbouncer/*.pid")]
+        for pidfile, signum in pidfiles:
+            with contextlib.suppress(ValueError, FileNotFoundError, ProcessLookupError):
+                os.kill(int(pidfile.read_text().split("\n", 1)[0]), signum)
+        shutil.rmtree(base, ignore_errors=True)
+        reaped.append(base)
+    return reaped
