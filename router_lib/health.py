@@ -109,15 +109,23 @@ class EndpointState:
         self.replay_lsn = 0
         self.replay_seen_at = 0.0
 
-    def eject(self, now: float, base_s: float, max_s: float, wait_for_probe: bool) -> None:
+    def eject(self, now: float, base_s: float, max_s: float, wait_for_probe: bool) -> bool:
+        """Stop choosing this replica: for a back-off that doubles with each ejection (reset
+        once it has stayed in use for ``max_s``), and until a probe succeeds when
+        ``wait_for_probe``. Failures while already ejected change nothing. Returns True
+        when this call ejected it."""
+        if self.ejected_until > now or self.awaiting_probe:
+            return False
+        if now - self.ejected_until > max_s:
+            self.failures = 0
         self.failures += 1
         self.ejected_until = now + min(max_s, base_s * (2 ** (self.failures - 1)))
         self.awaiting_probe = wait_for_probe
         self.forget_replay()
+        return True
 
-    def readmit(self) -> None:
-        self.failures = 0
-        self.ejected_until = 0.0
+    def probe_succeeded(self) -> None:
+        """Reachable again: back in use once the back-off has passed."""
         self.awaiting_probe = False
 
 

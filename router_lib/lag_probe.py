@@ -79,10 +79,7 @@ def record_success(
         return True
     lsn = parse_lsn(lsn_text) if lsn_text else 0
     state.note_replay(lsn, sent_at)
-    if state.awaiting_probe:
-        state.awaiting_probe = False
-        if state.ejected_until <= time.monotonic():
-            state.readmit()
+    state.probe_succeeded()
     latest = table.history.latest()
     if latest is not None:
         metrics.replica_lag_bytes.labels(state.endpoint.label).set(max(0, latest[0] - lsn))
@@ -92,11 +89,7 @@ def record_success(
 def record_failure(table: RoutingTable, state: EndpointState, is_primary: bool) -> bool:
     """Returns True when the replica was in use and is now ejected."""
     state.in_recovery = None
-    if is_primary:
-        return False
-    was_usable = state.usable(time.monotonic())
-    table.eject(state)
-    return was_usable
+    return not is_primary and table.eject(state)
 
 
 class LagProbe:

@@ -74,8 +74,8 @@ class RouterCore:
         return state
 
     def eject(self, state: EndpointState) -> None:
-        self.table.eject(state)
-        self.metrics.ejections.labels(state.endpoint.label).inc()
+        if self.table.eject(state):
+            self.metrics.ejections.labels(state.endpoint.label).inc()
 
     def replica_count(self) -> int:
         return len(self.table.view.replicas)

@@ -120,10 +120,12 @@ class RoutingTable:
         """The primary as a read's fallback (read-your-writes wait exhausted)."""
         return routing.primary_fallback(self.view.primary, reason, exclude)
 
-    def eject(self, state: EndpointState) -> None:
-        """A replica failed a connection or a query: stop choosing it for a while (doubling
-        with each consecutive failure) and, when the probe runs, until it answers again."""
-        state.eject(time.monotonic(), self.eject_base_s, self.eject_max_s, self.probe_enabled)
+    def eject(self, state: EndpointState) -> bool:
+        """A replica failed a connection or a query: stop choosing it for a while and, when
+        the probe runs, until it answers again. True when it was in use until now."""
+        return state.eject(
+            time.monotonic(), self.eject_base_s, self.eject_max_s, self.probe_enabled
+        )
 
     def wait_for_change(self, version: int, timeout_s: float) -> bool:
         """Block until the view is newer than ``version``; False on timeout."""

@@ -164,9 +164,10 @@ CORPUS: list[Case] = [
     primary("SELECT (SELECT nextval('s')) AS sub", classify.WRITE_FUNCTION),
     primary("SELECT pg_advisory_lock(%s)", classify.WRITE_FUNCTION, (42,)),
     primary("SELECT pg_advisory_unlock(42)", classify.WRITE_FUNCTION),
+    # Distinct keys: a session lock kept by one pooled connection must not block another.
     primary("SELECT pg_try_advisory_lock(7)", classify.WRITE_FUNCTION),
-    primary("SELECT pg_advisory_xact_lock(7)", classify.WRITE_FUNCTION),
-    primary("SELECT pg_try_advisory_xact_lock_shared(7)", classify.WRITE_FUNCTION),
+    primary("SELECT pg_advisory_xact_lock(8)", classify.WRITE_FUNCTION),
+    primary("SELECT pg_try_advisory_xact_lock_shared(9)", classify.WRITE_FUNCTION),
     primary("SELECT pg_advisory_unlock_all()", classify.WRITE_FUNCTION),
     primary("SELECT txid_current()", classify.WRITE_FUNCTION),
     primary("SELECT txid_current_if_assigned()", classify.WRITE_FUNCTION),

@@ -95,13 +95,31 @@ def test_ejected_and_unready_replicas_are_skipped(
 
 
 def test_an_ejected_replica_is_readmitted_after_its_back_off(replicas: list[EndpointState]) -> None:
-    replicas[0].eject(NOW, 1.0, 30.0, wait_for_probe=False)
-    assert not replicas[0].usable(NOW + 0.5)
-    assert replicas[0].usable(NOW + 1.01)
-    replicas[0].eject(NOW, 1.0, 30.0, wait_for_probe=True)  # second failure: 2 s, and a probe
-    assert not replicas[0].usable(NOW + 2.5)
-    replicas[0].awaiting_probe = False
-    assert replicas[0].usable(NOW + 2.5)
+    replica = replicas[0]
+    assert replica.eject(NOW, 1.0, 30.0, wait_for_probe=False)
+    assert not replica.usable(NOW + 0.5)
+    assert not replica.eject(NOW + 0.5, 1.0, 30.0, wait_for_probe=False)  # already out
+    assert replica.usable(NOW + 1.01)
+    # Failing again soon after: twice the back-off, and this time a probe must answer too.
+    assert replica.eject(NOW + 2, 1.0, 30.0, wait_for_probe=True)
+    assert not replica.usable(NOW + 3.5)
+    replica.probe_succeeded()
+    assert not replica.usable(NOW + 3.5)
+    assert replica.usable(NOW + 4.01)
+    # After behaving for longer than the maximum back-off, the next ejection is short again.
+    assert replica.eject(NOW + 100, 1.0, 30.0, wait_for_probe=False)
+    assert replica.usable(NOW + 101.01)
+
+
+def test_failures_while_ejected_do_not_lengthen_the_ejection(
+    replicas: list[EndpointState],
+) -> None:
+    replica = replicas[0]
+    replica.eject(NOW, 0.2, 30.0, wait_for_probe=True)
+    for n in range(50):  # the probe failing every round while it is down
+        replica.eject(NOW + n * 0.1, 0.2, 30.0, wait_for_probe=True)
+    replica.probe_succeeded()
+    assert replica.usable(NOW + 5.0)
 
 
 def test_no_usable_replica_falls_back_to_the_primary(

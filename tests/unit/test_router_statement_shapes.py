@@ -26,13 +26,15 @@ DML = [
 ]
 LOCKS = ["FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE"]
 LOCK_OPTIONS = ["", " NOWAIT", " SKIP LOCKED"]
+# Lock calls that cannot wait: run against real servers, a session lock left on one pooled
+# connection must not block another (keys of session and transaction locks differ, too).
 WRITE_CALLS = [
     "nextval('s')",
     "setval('s', {n})",
-    "pg_advisory_lock({n})",
-    "pg_advisory_unlock({n})",
     "pg_try_advisory_lock({n})",
-    "pg_advisory_xact_lock_shared({n})",
+    "pg_advisory_unlock({n})",
+    "pg_try_advisory_xact_lock({n} + 1000)",
+    "pg_try_advisory_xact_lock_shared({n} + 1000)",
     "txid_current()",
     "pg_current_xact_id()",
     "pg_notify('shape', 'n{n}')",
