@@ -22,7 +22,14 @@ from router_lib.classify import Classification
 from router_lib.consistency import Consistency, Level, SessionState
 from router_lib.endpoints import Role
 from router_lib.errors import NoPrimaryAvailable, StalePrimary
-from router_lib.execution_base import REPLAY_SQL, WRITE_POSITION_SQL, ExecutorBase
+from router_lib.execution_base import (
+    PRIMARY_TARGET,
+    REPLAY_SQL,
+    WRITE_POSITION_SQL,
+    ExecutorBase,
+    poll_delay,
+    returns_rows,
+)
 from router_lib.failures import ReadAction, WriteAction, is_broken, read_action, write_action
 from router_lib.health import EndpointState, known_replay
 from router_lib.pools import AsyncPools, AsyncRoutedConnection
@@ -115,7 +122,7 @@ class AsyncExecutor(ExecutorBase):
             try:
                 lsn = self._position_before_read(conn, state) if want_lsn else 0
                 cur = await conn.execute(query, params)
-                rows = await cur.fetchall() if cur.description is not None else []
+                rows = await cur.fetchall()
                 rowcount = cur.rowcount
             except psycopg.Error as exc:
                 broken = is_broken(conn)
@@ -169,6 +176,7 @@ class AsyncExecutor(ExecutorBase):
         config = self.core.config
         metrics = self.core.metrics
         waiting_since = 0.0
+        polls = 0
         while True:
             sent_at = time.monotonic()
             row = await (await conn.execute(REPLAY_SQL)).fetchone()
@@ -189,7 +197,8 @@ class AsyncExecutor(ExecutorBase):
             elif now - waiting_since >= config.ryw_wait_s:
                 metrics.ryw_wait_seconds.observe(now - waiting_since)
                 return False
-            await asyncio.sleep(config.ryw_poll_s)
+            await asyncio.sleep(poll_delay(polls, config.ryw_poll_s))
+            polls += 1
 
     # -- writes -----------------------------------------------------------------------------
     async def write(
@@ -217,7 +226,7 @@ class AsyncExecutor(ExecutorBase):
             try:
                 try:
                     cur = await conn.execute(query, params)
-                    rows = await cur.fetchall() if cur.description is not None else []
+                    rows = await cur.fetchall() if returns_rows(cur) else []
                     rowcount = cur.rowcount
                 except psycopg.Error as exc:
                     action = write_action(exc, is_broken(conn))
@@ -244,7 +253,7 @@ class AsyncExecutor(ExecutorBase):
             raise StalePrimary(
                 f"{state.endpoint.label} refused a write as read-only; nothing was committed"
             ) from refused
-        self.core.metrics.query(Role.PRIMARY.value, classification.reason)
+        self.core.metrics.query(PRIMARY_TARGET, classification.reason)
         await self._invalidate(classification.tables, classification.invalidates_all)
         return rows, rowcount
 
@@ -319,7 +328,7 @@ class AsyncExecutor(ExecutorBase):
             if not is_broken(conn):
                 await conn.set_isolation_level(None)
             await pool.putconn(conn)
-        self.core.metrics.query(Role.PRIMARY.value, classify.TRANSACTION)
+        self.core.metrics.query(PRIMARY_TARGET, classify.TRANSACTION)
         if tx.wrote:
             await self._invalidate(tx.tables, tx.invalidates_all)
 
@@ -346,4 +355,4 @@ class AsyncExecutor(ExecutorBase):
                 await conn.set_read_only(None)
                 await conn.set_isolation_level(None)
             await pool.putconn(conn)
-        self.core.metrics.query(choice.state.endpoint.role.value, routing.READ_ONLY_TRANSACTION)
+        self.core.metrics.query(choice.state.target, routing.READ_ONLY_TRANSACTION)

@@ -72,7 +72,7 @@ class RouterConfig:
     # Routing.
     consistency: Consistency = READ_YOUR_WRITES
     ryw_wait_s: float = 0.1
-    ryw_poll_s: float = 0.002
+    ryw_poll_s: float = 0.002  # longest pause between replay checks (they start at 0.1 ms)
     balancing: Strategy = Strategy.ROUND_ROBIN
     zone: str | None = None
     write_functions: frozenset[str] = frozenset()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router_lib.errors import ConfigurationError
 
@@ -26,8 +26,12 @@ class Consistency:
     level: Level
     max_lag_bytes: int | None = None
     max_lag_seconds: float | None = None
+    # The level's name as a plain attribute: Enum.value is a property, and routing reads it
+    # on every query (as the metric reason).
+    name: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.level.value)
         if self.level is Level.BOUNDED:
             if self.max_lag_bytes is None and self.max_lag_seconds is None:
                 raise ConfigurationError("BOUNDED needs max_lag_seconds or max_lag_bytes")

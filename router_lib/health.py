@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 from operator import itemgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 from router_lib.endpoints import Endpoint
 
@@ -71,14 +71,17 @@ class EndpointState:
         "endpoint",
         "failures",
         "in_recovery",
+        "plain_choices",
         "probed_at",
         "replay_lsn",
         "replay_seen_at",
         "retired",
+        "target",
     )
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.target = endpoint.role.value  # the metric label, as a plain string
         self.ejected_until = 0.0
         self.awaiting_probe = False  # ejected: wait for a successful probe, not only for time
         self.failures = 0
@@ -87,6 +90,8 @@ class EndpointState:
         self.replay_seen_at = 0.0
         self.probed_at = 0.0
         self.retired = False
+        # Routing decisions with nothing to prove, by level name (router_lib.routing).
+        self.plain_choices: dict[str, Any] = {}
 
     def usable(self, now: float) -> bool:
         """May this replica serve reads now? (Not asked of the primary.)"""

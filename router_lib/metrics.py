@@ -2,8 +2,9 @@
 
 Metric objects are created once per registry and shared by every router that uses it (two
 routers in one process add to the same counters instead of failing on duplicate names);
-tests pass their own ``CollectorRegistry``. Labelled children are looked up once and kept,
-because ``labels()`` costs about a microsecond and sits on the query path.
+tests pass their own ``CollectorRegistry``. The per-query counter is
+:class:`~router_lib.query_tally.QueryTally` (no lock per increment); the others change
+rarely and are ordinary prometheus_client metrics.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from router_lib.query_tally import QueryTally
+
 
 class RouterMetrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(name, documentation, labels, registry=registry)
 
-        self.queries = counter(
-            "replicadb_router_queries",
-            "Statements routed, by target (primary, replica) and reason",
-            ("target", "reason"),
-        )
+        self.queries = QueryTally()
+        if registry is not None:
+            registry.register(self.queries)
         self.fallbacks = counter(
             "replicadb_router_fallbacks",
             "Reads served by the primary because no replica qualified, by reason",
@@ -65,14 +66,11 @@ class RouterMetrics:
             ("endpoint",),
             registry=registry,
         )
-        self._query_children: dict[tuple[str, str], Any] = {}
         self._fallback_children: dict[str, Any] = {}
 
     def query(self, target: str, reason: str) -> None:
-        child = self._query_children.get((target, reason))
-        if child is None:
-            child = self._query_children[(target, reason)] = self.queries.labels(target, reason)
-        child.inc()
+        """``target``: "primary" or "replica" (``EndpointState.target``)."""
+        self.queries.add(target, reason)
 
     def fallback(self, reason: str) -> None:
         child = self._fallback_children.get(reason)

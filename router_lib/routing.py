@@ -25,22 +25,15 @@ from router_lib.balancing import Strategy, pick, prefer_zone
 from router_lib.consistency import LSN_UNKNOWN, Consistency, Level
 from router_lib.health import EndpointState, PrimaryHistory
 
-# Reasons for reads (metric label values).
-EVENTUAL = "eventual"
-BOUNDED = "bounded"
-READ_YOUR_WRITES = "read_your_writes"
-STRONG = "strong"
+# Reasons for reads (metric label values): the level's name, or why the primary served it.
+EVENTUAL = Level.EVENTUAL.value
+BOUNDED = Level.BOUNDED.value
+READ_YOUR_WRITES = Level.READ_YOUR_WRITES.value
+STRONG = Level.STRONG.value
 FALLBACK_NO_REPLICA = "fallback_no_replica"
 FALLBACK_REPLICA_ERROR = "fallback_replica_error"
 FALLBACK_RYW = "fallback_ryw"
 READ_ONLY_TRANSACTION = "read_only_transaction"
-
-_REASONS = {
-    Level.EVENTUAL: EVENTUAL,
-    Level.BOUNDED: BOUNDED,
-    Level.READ_YOUR_WRITES: READ_YOUR_WRITES,
-    Level.STRONG: STRONG,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +42,7 @@ class ReadPolicy:
     zone: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build, and this is per read
 class ReadChoice:
     state: EndpointState
     reason: str
@@ -109,7 +102,7 @@ def choose_read(
         return _primary(primary, STRONG, False, exclude)
     if level is Level.READ_YOUR_WRITES and session_lsn == LSN_UNKNOWN:
         return _primary(primary, FALLBACK_RYW, True, exclude)
-    usable = [s for s in replicas if s not in exclude and s.usable(now)]
+    usable = [s for s in replicas if s.usable(now) and s not in exclude]
     required = 0
     may_wait = False
     if level is Level.BOUNDED:
@@ -124,14 +117,24 @@ def choose_read(
             best = max(s.replay_lsn for s in usable)
             usable = [s for s in usable if s.replay_lsn == best]
             may_wait = True
-    usable = prefer_zone(usable, policy.zone)
+    if policy.zone is not None:
+        usable = prefer_zone(usable, policy.zone)
     if not usable:
         reason = FALLBACK_REPLICA_ERROR if _excluded_any(replicas, exclude) else FALLBACK_NO_REPLICA
         return _primary(primary, reason, True, exclude)
-    state = pick(usable, policy.strategy, tick)
+    if policy.strategy is Strategy.ROUND_ROBIN:
+        state = usable[tick % len(usable)]
+    else:
+        state = pick(usable, policy.strategy, tick)
     if level is Level.BOUNDED:
         required = state.replay_lsn
-    return ReadChoice(state, _REASONS[level], False, required, may_wait)
+    elif not required:
+        # Nothing to prove: the same answer every time, built once per endpoint and level.
+        choice: ReadChoice | None = state.plain_choices.get(consistency.name)
+        if choice is None:
+            choice = state.plain_choices[consistency.name] = ReadChoice(state, consistency.name)
+        return choice
+    return ReadChoice(state, consistency.name, False, required, may_wait)
 
 
 def primary_fallback(

@@ -22,7 +22,14 @@ from router_lib.classify import Classification
 from router_lib.consistency import Consistency, Level, SessionState
 from router_lib.endpoints import Role
 from router_lib.errors import NoPrimaryAvailable, StalePrimary
-from router_lib.execution_base import REPLAY_SQL, WRITE_POSITION_SQL, ExecutorBase
+from router_lib.execution_base import (
+    PRIMARY_TARGET,
+    REPLAY_SQL,
+    WRITE_POSITION_SQL,
+    ExecutorBase,
+    poll_delay,
+    returns_rows,
+)
 from router_lib.failures import ReadAction, WriteAction, is_broken, read_action, write_action
 from router_lib.health import EndpointState, known_replay
 from router_lib.pools import RoutedConnection, SyncPools
@@ -106,31 +113,68 @@ class SyncExecutor(ExecutorBase):
         want_lsn: bool,
     ) -> tuple[list[Row], int, int]:
         """(rows, rowcount, a WAL position the rows include: 0 unknown, -1 not cacheable)."""
-        attempts = ReadAttempts(self.core.config.read_attempts)
+        attempts: ReadAttempts | None = None
+        # The common case first, with nothing allocated for retries: an endpoint that needs
+        # no replay check, and a query that works. Anything else goes through the general
+        # loop, which starts over from the routing decision.
+        choice = self.core.table.choose_read(consistency, session.write_lsn)
+        if choice is not None and not choice.required_lsn and not want_lsn:
+            pool = self.pools.get(choice.state)
+            try:
+                conn = pool.getconn()
+            except psycopg.OperationalError as exc:  # PoolTimeout: could not connect
+                attempts = ReadAttempts(self.core.config.read_attempts)
+                self._read_failed(choice.state, ReadAction.RETRY_EJECT, exc, attempts)
+            else:
+                try:
+                    cur = conn.execute(query, params)
+                    rows = cur.fetchall()
+                except psycopg.Error as exc:
+                    attempts = ReadAttempts(self.core.config.read_attempts)
+                    learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
+                    if learned is not None:
+                        return (*self.write(query, params, session, learned), -1)
+                else:
+                    pool.putconn(conn)
+                    self._tally(choice.state.target, choice.reason)
+                    if choice.fallback:
+                        self.core.metrics.fallback(choice.reason)
+                    return rows, cur.rowcount, 0
+        attempts = attempts or ReadAttempts(self.core.config.read_attempts)
         while True:
             choice, pool, conn = self._acquire(consistency, session, attempts)
-            state = choice.state
             try:
-                lsn = self._position_before_read(conn, state) if want_lsn else 0
+                lsn = self._position_before_read(conn, choice.state) if want_lsn else 0
                 cur = conn.execute(query, params)
-                rows = cur.fetchall() if cur.description is not None else []
-                rowcount = cur.rowcount
+                rows = cur.fetchall()
             except psycopg.Error as exc:
-                broken = is_broken(conn)
-                pool.putconn(conn)
-                action = read_action(exc, broken)
-                if action is ReadAction.ON_PRIMARY and state.endpoint.role is Role.REPLICA:
-                    # The statement writes after all (an unconfigured function): never again
-                    # on a replica. The replica refused it, so nothing was written there.
-                    self.core.classifier.mark_write(text, params is not None)
-                    _, learned = self.core.classify(query, params is not None)
-                    rows, rowcount = self.write(query, params, session, learned)
-                    return rows, rowcount, -1
-                self._read_failed(state, action, exc, attempts)
+                learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
+                if learned is not None:
+                    return (*self.write(query, params, session, learned), -1)
                 continue
             pool.putconn(conn)
             self._count(choice)
-            return rows, rowcount, lsn
+            return rows, cur.rowcount, lsn
+
+    def _read_error(
+        self,
+        exc: psycopg.Error,
+        choice: ReadChoice,
+        pool: Pool,
+        conn: RoutedConnection,
+        attempts: ReadAttempts,
+        text: str,
+        params: Params,
+    ) -> Classification | None:
+        """Return the connection and decide: raise, retry elsewhere (None), or run the
+        statement as a write (its new classification returned)."""
+        broken = is_broken(conn)
+        pool.putconn(conn)
+        action = read_action(exc, broken)
+        if action is ReadAction.ON_PRIMARY and choice.state.endpoint.role is Role.REPLICA:
+            return self._learn_write(text, params is not None)
+        self._read_failed(choice.state, action, exc, attempts)
+        return None
 
     def _acquire(
         self, consistency: Consistency, session: SessionState, attempts: ReadAttempts
@@ -167,6 +211,7 @@ class SyncExecutor(ExecutorBase):
         config = self.core.config
         metrics = self.core.metrics
         waiting_since = 0.0
+        polls = 0
         while True:
             sent_at = time.monotonic()
             row = conn.execute(REPLAY_SQL).fetchone()
@@ -187,7 +232,8 @@ class SyncExecutor(ExecutorBase):
             elif now - waiting_since >= config.ryw_wait_s:
                 metrics.ryw_wait_seconds.observe(now - waiting_since)
                 return False
-            time.sleep(config.ryw_poll_s)
+            time.sleep(poll_delay(polls, config.ryw_poll_s))
+            polls += 1
 
     # -- writes -----------------------------------------------------------------------------
     def write(
@@ -215,7 +261,7 @@ class SyncExecutor(ExecutorBase):
             try:
                 try:
                     cur = conn.execute(query, params)
-                    rows = cur.fetchall() if cur.description is not None else []
+                    rows = cur.fetchall() if returns_rows(cur) else []
                     rowcount = cur.rowcount
                 except psycopg.Error as exc:
                     action = write_action(exc, is_broken(conn))
@@ -240,7 +286,7 @@ class SyncExecutor(ExecutorBase):
             raise StalePrimary(
                 f"{state.endpoint.label} refused a write as read-only; nothing was committed"
             ) from refused
-        self.core.metrics.query(Role.PRIMARY.value, classification.reason)
+        self.core.metrics.query(PRIMARY_TARGET, classification.reason)
         self._invalidate(classification.tables, classification.invalidates_all)
         return rows, rowcount
 
@@ -316,7 +362,7 @@ class SyncExecutor(ExecutorBase):
             if not is_broken(conn):
                 conn.isolation_level = None
             pool.putconn(conn)
-        self.core.metrics.query(Role.PRIMARY.value, classify.TRANSACTION)
+        self.core.metrics.query(PRIMARY_TARGET, classify.TRANSACTION)
         if tx.wrote:
             self._invalidate(tx.tables, tx.invalidates_all)
 
@@ -343,4 +389,4 @@ class SyncExecutor(ExecutorBase):
                 conn.read_only = None
                 conn.isolation_level = None
             pool.putconn(conn)
-        self.core.metrics.query(choice.state.endpoint.role.value, routing.READ_ONLY_TRANSACTION)
+        self.core.metrics.query(choice.state.target, routing.READ_ONLY_TRANSACTION)

@@ -12,6 +12,7 @@ from typing import Any
 
 from router_lib.cache import Params
 from router_lib.errors import TransactionControlNotAllowed
+from router_lib.execution_base import returns_rows
 from router_lib.pools import AsyncRoutedConnection, RoutedConnection
 from router_lib.router_core import RouterCore, Row, Statement
 
@@ -61,7 +62,7 @@ class Transaction(_Writes):
     def query(self, query: Statement, params: Params = None) -> list[Row]:
         self._note(query, params)
         cur = self._conn.execute(query, params)
-        return cur.fetchall() if cur.description is not None else []
+        return cur.fetchall() if returns_rows(cur) else []
 
     def query_one(self, query: Statement, params: Params = None) -> Row | None:
         self._note(query, params)
@@ -85,7 +86,7 @@ class AsyncTransaction(_Writes):
     async def query(self, query: Statement, params: Params = None) -> list[Row]:
         self._note(query, params)
         cur = await self._conn.execute(query, params)
-        return await cur.fetchall() if cur.description is not None else []
+        return await cur.fetchall() if returns_rows(cur) else []
 
     async def query_one(self, query: Statement, params: Params = None) -> Row | None:
         self._note(query, params)
