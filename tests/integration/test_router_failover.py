@@ -184,3 +184,29 @@ def test_a_read_that_writes_is_rerouted_to_the_primary_and_remembered(
         assert count == 3
         learned = router.core.classifier.classify("SELECT note_it()", False)
         assert not learned.read_only
+
+
+def test_a_topology_change_lets_in_flight_reads_finish(shared: LocalTopology) -> None:
+    topology = shared
+    leaving, staying = topology.replicas
+    source = StatusSource(settings_for(topology))
+    source.publish(status_for(topology, without=(staying,)))
+    with status_router(topology, source, consistency=EVENTUAL) as router:
+        results: list[object] = []
+
+        def long_read() -> None:
+            try:
+                sql = "SELECT pg_sleep(0.8), inet_server_addr()::text"
+                results.append(router.query(sql)[0][1])
+            except BaseException as exc:
+                results.append(exc)
+
+        reader = threading.Thread(target=long_read)
+        reader.start()
+        time.sleep(0.3)  # the read is running on the only replica
+        source.publish(status_for(topology, without=(leaving,)))  # that replica leaves
+        assert server_of(topology, router.query(WHERE_AM_I)[0][0]) == staying
+        reader.join()
+        assert len(results) == 1
+        assert isinstance(results[0], str)
+        assert server_of(topology, results[0]) == leaving
