@@ -7,9 +7,9 @@ Everything else, including text that does not parse and strings with several sta
 goes to the primary.
 
 Cost: pglast's Python AST costs as much as a database round trip (57-107 µs), its JSON output
-3-6 µs (+~15 µs for json.loads), so the tree is walked as plain JSON, and the result is cached
-by statement text: applications run a bounded set of statement texts with parameters, and a
-cached answer is one dict lookup.
+3-6 µs (+~15 µs for json.loads), so the tree is inspected as plain JSON while it is decoded,
+and the result is cached by statement text: applications run a bounded set of statement
+texts with parameters, and a cached answer is one dict lookup.
 """
 
 from __future__ import annotations
@@ -134,38 +134,30 @@ def _function_name(call: dict[str, Any]) -> tuple[str, str]:
 
 @dataclass(slots=True)
 class _Findings:
+    """What a statement's tree contains, noted while json.loads builds it (its object hook
+    sees every JSON object once, innermost first: no second pass over the tree in Python,
+    and no recursion for deep expressions). Relations appear as objects with a ``relname``,
+    with or without a RangeVar key around them."""
+
     modifying: bool = False
     locking: bool = False
     into: bool = False
     function_names: list[tuple[str, str]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
 
-
-def _walk(tree: object) -> _Findings:
-    """One pass over the JSON tree (iterative: deep expressions must not hit the recursion
-    limit). Relations appear as dicts with a ``relname``, with or without a RangeVar key."""
-    found = _Findings()
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            relname = item.get("relname")
-            if isinstance(relname, str):
-                found.tables.add(relname)
-            for key, value in item.items():
-                if key in _MODIFYING_NODES:
-                    found.modifying = True
-                elif key == "lockingClause":
-                    found.locking = True
-                elif key == "intoClause":
-                    found.into = True
-                elif key == "FuncCall":
-                    found.function_names.append(_function_name(value))
-                if isinstance(value, dict | list):
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
+    def note(self, node: dict[str, Any]) -> dict[str, Any]:
+        relname = node.get("relname")
+        if isinstance(relname, str):
+            self.tables.add(relname)
+        if "FuncCall" in node:
+            self.function_names.append(_function_name(node["FuncCall"]))
+        if "lockingClause" in node:
+            self.locking = True
+        if "intoClause" in node:
+            self.into = True
+        if not _MODIFYING_NODES.isdisjoint(node):
+            self.modifying = True
+        return node
 
 
 class Classifier:
@@ -206,16 +198,18 @@ class Classifier:
         return value
 
     def classify_uncached(self, text: str, has_params: bool) -> Classification:
+        found = _Findings()
         try:
             parse_text = to_dollar_placeholders(text) if has_params else text
-            tree = json.loads(parser.parse_sql_json(parse_text))
+            tree = json.loads(parser.parse_sql_json(parse_text), object_hook=found.note)
         except (ValueError, parser.ParseError):
             return Classification(False, UNPARSABLE, _EMPTY, invalidates_all=True)
         statements = tree.get("stmts", [])
         if not statements:
             return Classification(False, EMPTY, _EMPTY)
         if len(statements) > 1:
-            parts = [self._statement(s["stmt"]) for s in statements]
+            # Findings cover every statement here: each part is judged conservatively.
+            parts = [self._statement(s["stmt"], found) for s in statements]
             tables = frozenset().union(*(p.tables for p in parts))
             return Classification(
                 False,
@@ -224,17 +218,16 @@ class Classifier:
                 invalidates_all=any(p.invalidates_all or not p.read_only for p in parts),
                 transaction_control=any(p.transaction_control for p in parts),
             )
-        return self._statement(statements[0]["stmt"])
+        return self._statement(statements[0]["stmt"], found)
 
-    def _statement(self, node: dict[str, Any]) -> Classification:
+    def _statement(self, node: dict[str, Any], found: _Findings) -> Classification:
         ((kind, body),) = node.items()
-        found = _walk(body)
         tables = frozenset(found.tables)
         writes_unknown = self._calls_write_function(found.function_names)
         if kind == "SelectStmt":
             return self._select(found, tables, writes_unknown)
         if kind == "ExplainStmt":
-            inner = self._statement(body["query"])
+            inner = self._statement(body["query"], found)
             if inner.read_only:
                 return inner
             return Classification(False, inner.reason, tables, inner.invalidates_all)

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from replicadb_operator.dataplane.lsn import parse_lsn
 
+from router_lib.endpoints import Via
 from router_lib.health import EndpointState
 from router_lib.metrics import RouterMetrics
 from router_lib.routing_table import RoutingTable
@@ -40,9 +41,14 @@ REPLICA_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
 _PROBE_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": None,
-    "options": "-c statement_timeout=2000",
     "application_name": "router_lib-probe",
 }
+
+
+def _probe_kwargs(state: EndpointState) -> dict[str, Any]:
+    if state.endpoint.via is Via.POOLER:
+        return _PROBE_KWARGS  # PgBouncer refuses the "options" startup parameter
+    return {**_PROBE_KWARGS, "options": "-c statement_timeout=2000"}
 
 
 class ProbeHooks:
@@ -132,7 +138,7 @@ class LagProbe:
             conn = self._conns.get(state)
             if conn is None:
                 conn = self._conns[state] = psycopg.connect(
-                    state.endpoint.conninfo, **_PROBE_KWARGS
+                    state.endpoint.conninfo, **_probe_kwargs(state)
                 )
             sent_at = time.monotonic()
             row = conn.execute(PRIMARY_SQL if is_primary else REPLICA_SQL).fetchone()
@@ -196,7 +202,7 @@ class AsyncLagProbe:
             conn = self._conns.get(state)
             if conn is None:
                 conn = self._conns[state] = await psycopg.AsyncConnection.connect(
-                    state.endpoint.conninfo, **_PROBE_KWARGS
+                    state.endpoint.conninfo, **_probe_kwargs(state)
                 )
             sent_at = time.monotonic()
             cur = await conn.execute(PRIMARY_SQL if is_primary else REPLICA_SQL)

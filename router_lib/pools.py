@@ -74,7 +74,8 @@ class PoolSettings:
             # PgBouncer in transaction mode cannot carry protocol-level prepared statements.
             "prepare_threshold": None if endpoint.via is Via.POOLER else self.prepare_threshold,
         }
-        if self.statement_timeout_ms is not None:
+        # PgBouncer refuses the "options" startup parameter unless told to ignore it.
+        if self.statement_timeout_ms is not None and endpoint.via is not Via.POOLER:
             kwargs["options"] = f"-c statement_timeout={int(self.statement_timeout_ms)}"
         return kwargs
 

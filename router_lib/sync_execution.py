@@ -70,7 +70,34 @@ class SyncExecutor(ExecutorBase):
             and self.core.cache_wanted(classification, cache)
         ):
             return self._cached_read(query, params, text, consistency, session, classification)
-        rows, rowcount, _ = self._read(query, params, text, consistency, session, False)
+        # The common case first, with nothing allocated for retries: an endpoint that needs
+        # no replay check, and a query that works. Anything else goes through the general
+        # loop (_read), which starts over from the routing decision.
+        attempts: ReadAttempts | None = None
+        choice = self.core.table.choose_read(consistency, session.write_lsn)
+        if choice is not None and not choice.required_lsn:
+            pool = self.pools.get(choice.state)
+            try:
+                conn = pool.getconn()
+            except psycopg.OperationalError as exc:  # PoolTimeout: could not connect
+                attempts = ReadAttempts(self.core.config.read_attempts)
+                self._read_failed(choice.state, ReadAction.RETRY_EJECT, exc, attempts)
+            else:
+                try:
+                    cur = conn.execute(query, params)
+                    rows = cur.fetchall()
+                except psycopg.Error as exc:
+                    attempts = ReadAttempts(self.core.config.read_attempts)
+                    learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
+                    if learned is not None:
+                        return self.write(query, params, session, learned)
+                else:
+                    pool.putconn(conn)
+                    self._tally(choice.state.target, choice.reason)
+                    if choice.fallback:
+                        self.core.metrics.fallback(choice.reason)
+                    return rows, cur.rowcount
+        rows, rowcount, _ = self._read(query, params, text, consistency, session, False, attempts)
         return rows, rowcount
 
     def _cached_read(
@@ -111,35 +138,9 @@ class SyncExecutor(ExecutorBase):
         consistency: Consistency,
         session: SessionState,
         want_lsn: bool,
+        attempts: ReadAttempts | None = None,
     ) -> tuple[list[Row], int, int]:
         """(rows, rowcount, a WAL position the rows include: 0 unknown, -1 not cacheable)."""
-        attempts: ReadAttempts | None = None
-        # The common case first, with nothing allocated for retries: an endpoint that needs
-        # no replay check, and a query that works. Anything else goes through the general
-        # loop, which starts over from the routing decision.
-        choice = self.core.table.choose_read(consistency, session.write_lsn)
-        if choice is not None and not choice.required_lsn and not want_lsn:
-            pool = self.pools.get(choice.state)
-            try:
-                conn = pool.getconn()
-            except psycopg.OperationalError as exc:  # PoolTimeout: could not connect
-                attempts = ReadAttempts(self.core.config.read_attempts)
-                self._read_failed(choice.state, ReadAction.RETRY_EJECT, exc, attempts)
-            else:
-                try:
-                    cur = conn.execute(query, params)
-                    rows = cur.fetchall()
-                except psycopg.Error as exc:
-                    attempts = ReadAttempts(self.core.config.read_attempts)
-                    learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
-                    if learned is not None:
-                        return (*self.write(query, params, session, learned), -1)
-                else:
-                    pool.putconn(conn)
-                    self._tally(choice.state.target, choice.reason)
-                    if choice.fallback:
-                        self.core.metrics.fallback(choice.reason)
-                    return rows, cur.rowcount, 0
         attempts = attempts or ReadAttempts(self.core.config.read_attempts)
         while True:
             choice, pool, conn = self._acquire(consistency, session, attempts)
