@@ -11,7 +11,6 @@ Run with ``make bench-router``; figures go to .bench/router.json.
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
 import timeit
@@ -30,8 +29,7 @@ from router_lib.router import Router
 
 POINT_SELECT = "SELECT id, name, qty FROM items WHERE id = %s"
 ROWS = 10_000
-BLOCKS = 200
-BLOCK = 100
+PAIRS = 40_000
 QUERIES_PER_ROUND = 3_000
 RYW_CYCLES = 300
 READS_PER_WRITE = 10
@@ -45,15 +43,16 @@ def qps(run_one: Callable[[int], object], queries: int) -> float:
 
 
 def throughput(topology: LocalTopology, replica: str) -> tuple[float, float]:
-    """(direct q/s, router q/s) from the median time per query over many short blocks run in
-    random order, so that load from elsewhere on the machine falls on both sides alike and
-    the blocks a burst of it hit do not move the median.
+    """(direct q/s, router q/s) of one client thread, from the median latency of each side.
 
-    Both sides use the same psycopg_pool pool, hence the same server backend: the router's
-    pool for that replica, a plain ``psycopg_pool.ConnectionPool`` (autocommit, psycopg's
-    default prepare threshold), used the way plain psycopg code uses a pool. Two separate
-    pools get two backends, and on a shared 2-core host where the kernel places each one
-    can change its round trip by 2x, which would swamp the router's few microseconds."""
+    The two sides alternate query by query (direct then router, router then direct), so that
+    whatever else runs on the machine falls on both alike, and the median ignores the
+    queries that a burst of it hit. Both use the same psycopg_pool pool, hence the same
+    server backend: the router's pool for that replica, a plain
+    ``psycopg_pool.ConnectionPool`` (autocommit, psycopg's default prepare threshold), used
+    the way plain psycopg code uses a pool. Two separate pools get two backends, and on a
+    shared 2-core host where the kernel places each can change its round trip by 2x, which
+    would swamp the router's microsecond or two."""
     config = RouterConfig(
         primary_dsn=topology.dsn(topology.primary),
         replica_dsns=(topology.dsn(replica),),
@@ -73,24 +72,29 @@ def throughput(topology: LocalTopology, replica: str) -> tuple[float, float]:
     def routed(key: int) -> object:
         return router.query(POINT_SELECT, (key,))
 
-    sides = {"direct": direct, "router": routed}
     try:
-        for run_one in sides.values():  # warm up: connections, prepared statements, caches
-            qps(run_one, 3_000)
-        seconds: dict[str, list[float]] = {name: [] for name in sides}
-        shuffler = random.Random(7)
-        for block in range(1, BLOCKS + 1):
-            order = list(sides.items())
-            shuffler.shuffle(order)
-            for name, run_one in order:
-                seconds[name].append(1 / qps(run_one, BLOCK))
-            if block % 50 == 0:
+        qps(direct, 3_000)  # warm up: connections, prepared statements, caches
+        qps(routed, 3_000)
+        clock = time.perf_counter
+        direct_s: list[float] = []
+        router_s: list[float] = []
+        for n in range(PAIRS):
+            key = n % ROWS + 1
+            first, second = (direct, routed) if n % 2 else (routed, direct)
+            started = clock()
+            first(key)
+            between = clock()
+            second(key)
+            ended = clock()
+            (direct_s if first is direct else router_s).append(between - started)
+            (direct_s if second is direct else router_s).append(ended - between)
+            if (n + 1) % (PAIRS // 4) == 0:
                 progress(
-                    f"block {block}/{BLOCKS}: median direct "
-                    f"{1 / statistics.median(seconds['direct']):,.0f} q/s, router "
-                    f"{1 / statistics.median(seconds['router']):,.0f} q/s"
+                    f"{n + 1:,}/{PAIRS:,} pairs: median direct "
+                    f"{statistics.median(direct_s) * 1e6:.1f} us, router "
+                    f"{statistics.median(router_s) * 1e6:.1f} us"
                 )
-        return 1 / statistics.median(seconds["direct"]), 1 / statistics.median(seconds["router"])
+        return 1 / statistics.median(direct_s), 1 / statistics.median(router_s)
     finally:
         router.close()
 
@@ -187,7 +191,7 @@ def main() -> None:
                 while conn.execute(replayed, target).fetchone() != (True,):
                     time.sleep(0.01)
         replica = topology.replicas[0]
-        progress(f"point selects on {replica}: plain pool vs router, {BLOCKS} block pairs")
+        progress(f"point selects on {replica}: plain pool vs router, alternating, {PAIRS:,} each")
         direct, routed = throughput(topology, replica)
         progress("classification, cached and uncached")
         cached_us, uncached_us = classification_us()
@@ -210,7 +214,7 @@ def main() -> None:
             "cache_speedup": round(speedup, 2),
         },
         {
-            "direct_qps": "point select through a psycopg_pool pool, 1 thread (median block)",
+            "direct_qps": "point select through a psycopg_pool pool, 1 thread (1/median latency)",
             "router_qps": "the same through Router (EVENTUAL; same pool and server backend)",
             "router_direct_ratio": "goal >= 0.95",
             "classify_cached_us": "classification of a seen statement text; goal < 5",
