@@ -218,7 +218,7 @@ def main() -> None:
             "router_qps": "the same through Router (EVENTUAL; same pool and server backend)",
             "router_direct_ratio": "goal >= 0.95",
             "classify_cached_us": "classification of a seen statement text; goal < 5",
-            "classify_uncached_us": "pglast JSON parse + walk of a new statement text",
+            "classify_uncached_us": "pglast JSON parse + decode of a new statement text",
             "ryw_overhead_us": "extra per read: read-your-writes vs eventual, 10 reads/write",
             "cache_speedup": "cached read vs uncached read, in-process layer",
         },

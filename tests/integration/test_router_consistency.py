@@ -27,12 +27,16 @@ WRITE = "UPDATE counters SET v = v + 1 WHERE id = %s RETURNING v"
 
 
 @pytest.fixture(scope="module")
-def router(shared_topology: LocalTopology) -> Iterator[Router]:
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="module")
+def router(shared_topology: LocalTopology, registry: CollectorRegistry) -> Iterator[Router]:
     primary = shared_topology.dsn(shared_topology.primary)
     execute(primary, "CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL)")
     execute(primary, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g")
     config = static_config(shared_topology, ryw_wait_s=0.05, lag_probe_interval_s=0.1)
-    registry = CollectorRegistry()
     with Router(config, registry=registry) as router:
         yield router
 
@@ -56,7 +60,7 @@ def write_then_read(session: Session, topology: LocalTopology, key: int) -> tupl
 
 
 def test_read_your_writes_never_reads_stale_data_from_a_paused_replica(
-    router: Router, topology: LocalTopology
+    router: Router, topology: LocalTopology, registry: CollectorRegistry
 ) -> None:
     for name in topology.replicas:
         replay_paused(topology, name, True)
@@ -68,6 +72,9 @@ def test_read_your_writes_never_reads_stale_data_from_a_paused_replica(
         served[server] += 1
     # Only the primary had the writes; the replicas really were stale.
     assert served == {topology.primary: 10}
+    assert (registry.get_sample_value("replicadb_router_ryw_waits_total") or 0) >= 10
+    fallbacks = {"reason": "fallback_ryw"}
+    assert (registry.get_sample_value("replicadb_router_fallbacks_total", fallbacks) or 0) >= 10
     stale = scalar(topology.dsn(topology.replicas[0]), "SELECT v FROM counters WHERE id = 1")
     assert stale < written
     # The same reads at EVENTUAL do reach the paused replicas and do see old data.

@@ -22,6 +22,7 @@ from router_lib.consistency import EVENTUAL
 from router_lib.errors import StalePrimary, WriteOutcomeUnknown
 from router_lib.router import Router
 from router_lib.sources import StatusSource
+from tests.conftest import TopologyFactory
 from tests.integration.conftest import server_of, settings_for, static_config, status_for
 from tests.integration.sql import eventually, execute
 
@@ -210,3 +211,37 @@ def test_a_topology_change_lets_in_flight_reads_finish(shared: LocalTopology) ->
         assert len(results) == 1
         assert isinstance(results[0], str)
         assert server_of(topology, results[0]) == leaving
+
+
+def test_a_recovery_conflict_on_a_replica_is_retried_elsewhere(
+    make_topology: TopologyFactory,
+) -> None:
+    """A replica that cancels a read to apply WAL (SQLSTATE 40001): the read is retried.
+    Its own topology: conflicts need hot_standby_feedback off and no standby delay."""
+    topology = make_topology(
+        parameters={"hot_standby_feedback": "off", "max_standby_streaming_delay": "0"}
+    )
+    replica = topology.replicas[0]
+    primary = topology.dsn(topology.primary)
+    execute(primary, "CREATE TABLE doomed (id int)")
+    execute(primary, "INSERT INTO doomed SELECT generate_series(1, 1000)")
+    registry = CollectorRegistry()
+    config = static_config(topology, replica_dsns=(topology.dsn(replica),), consistency=EVENTUAL)
+    with Router(config, registry=registry) as router:
+        eventually(lambda: router.query("SELECT count(*) FROM doomed")[0][0] == 1000)
+
+        def vacuum_meanwhile() -> None:
+            execute(primary, "DELETE FROM doomed")
+            execute(primary, "VACUUM doomed")
+
+        cleaner = threading.Timer(0.4, vacuum_meanwhile)
+        cleaner.start()
+        (count, address) = router.query(
+            "SELECT count(*), inet_server_addr()::text FROM doomed, pg_sleep(2)"
+        )[0]
+        cleaner.join()
+        cause = {"cause": "recovery_conflict"}
+        assert registry.get_sample_value("replicadb_router_read_retries_total", cause) == 1
+        # Retried on the primary (the only other endpoint), after the delete.
+        assert server_of(topology, address) == topology.primary
+        assert count == 0
