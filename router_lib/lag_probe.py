@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -51,16 +52,13 @@ def _probe_kwargs(state: EndpointState) -> dict[str, Any]:
     return {**_PROBE_KWARGS, "options": "-c statement_timeout=2000"}
 
 
+@dataclass(frozen=True)
 class ProbeHooks:
-    """What the router does about probe findings (overridden by the routers)."""
+    """What the router does about probe findings: drop the pool of a replica the probe
+    ejected, ask the endpoint source for a refresh when roles look stale."""
 
-    def __init__(
-        self,
-        on_ejected: Callable[[EndpointState], None],
-        on_refresh_needed: Callable[[], None],
-    ) -> None:
-        self.on_ejected = on_ejected
-        self.on_refresh_needed = on_refresh_needed
+    on_ejected: Callable[[EndpointState], None]
+    on_refresh_needed: Callable[[], None]
 
 
 def record_success(

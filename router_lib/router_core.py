@@ -77,9 +77,6 @@ class RouterCore:
         if self.table.eject(state):
             self.metrics.ejections.labels(state.endpoint.label).inc()
 
-    def replica_count(self) -> int:
-        return len(self.table.view.replicas)
-
     # -- result cache rules -------------------------------------------------------------
     def cache_wanted(self, classification: Classification, cache: bool | None) -> bool:
         if not classification.read_only:
