@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from replicadb_operator.local.topology import LocalTopology
 
 from router_lib.config import RouterConfig
 from router_lib.conninfo import ConnectionSettings
-from tests.integration.sql import scalar
+from tests.integration.sql import caught_up, eventually, scalar
 
 
 def _free_port() -> int:
@@ -141,6 +142,15 @@ def server_of(topology: LocalTopology, address: str) -> str:
         if instance.host == host:
             return name
     raise AssertionError(f"{address} is no instance of the topology")
+
+
+def replicated(topology: LocalTopology) -> None:
+    """Wait until every replica has replayed what the primary has written so far (tests
+    that create tables and then read them through the router at EVENTUAL need this)."""
+    primary = topology.dsn(topology.primary)
+    for name in topology.replicas:
+        replica = topology.dsn(name)
+        eventually(partial(caught_up, primary, replica), what=f"{name} caught up")
 
 
 def replay_paused(topology: LocalTopology, name: str, paused: bool) -> None:

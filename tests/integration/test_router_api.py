@@ -17,7 +17,13 @@ from router_lib.consistency import EVENTUAL, STRONG
 from router_lib.endpoints import Via
 from router_lib.router import Router
 from router_lib.sources import StatusSource
-from tests.integration.conftest import server_of, settings_for, static_config, status_for
+from tests.integration.conftest import (
+    replicated,
+    server_of,
+    settings_for,
+    static_config,
+    status_for,
+)
 from tests.integration.sql import execute
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -31,6 +37,7 @@ def topology(shared_topology: LocalTopology) -> LocalTopology:
         shared_topology.dsn(shared_topology.primary),
         "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)",
     )
+    replicated(shared_topology)
     return shared_topology
 
 

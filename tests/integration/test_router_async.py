@@ -19,6 +19,7 @@ from router_lib.sources import StatusSource
 from tests.conftest import TopologyFactory
 from tests.integration.conftest import (
     replay_paused,
+    replicated,
     server_of,
     settings_for,
     static_config,
@@ -36,6 +37,7 @@ def topology(shared_topology: LocalTopology) -> LocalTopology:
     primary = shared_topology.dsn(shared_topology.primary)
     execute(primary, "CREATE TABLE tallies (id int PRIMARY KEY, v int NOT NULL)")
     execute(primary, "INSERT INTO tallies SELECT g, 0 FROM generate_series(1, 10) g")
+    replicated(shared_topology)
     return shared_topology
 
 
@@ -107,10 +109,11 @@ async def test_async_cache(topology: LocalTopology) -> None:
     async with AsyncRouter(config, registry=registry) as router:
         first = await router.query("SELECT v FROM tallies WHERE id = 4", cache=True)
         execute(topology.dsn(topology.primary), "UPDATE tallies SET v = -1 WHERE id = 4")
+        replicated(topology)
         assert await router.query("SELECT v FROM tallies WHERE id = 4", cache=True) == first
         hit = registry.get_sample_value("replicadb_router_cache_hits_total", {"layer": "memory"})
         assert hit == 1
-        await router.execute("UPDATE tallies SET v = -2 WHERE id = 5")
+        await router.execute("UPDATE tallies SET v = -2 WHERE id = 5")  # same table
         assert await router.query("SELECT v FROM tallies WHERE id = 4", cache=True) == [(-1,)]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from functools import partial
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,8 +17,8 @@ from replicadb_operator.local.topology import LocalTopology
 from router_lib.config import CacheConfig, RouterConfig
 from router_lib.consistency import EVENTUAL, READ_YOUR_WRITES, STRONG
 from router_lib.router import Router
-from tests.integration.conftest import static_config
-from tests.integration.sql import caught_up, eventually, execute
+from tests.integration.conftest import replicated, static_config
+from tests.integration.sql import execute
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -32,14 +31,15 @@ def topology(shared_topology: LocalTopology) -> LocalTopology:
     execute(primary, "CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL)")
     execute(primary, "CREATE TABLE other (id int PRIMARY KEY)")
     execute(primary, "INSERT INTO products SELECT g, 'v0' FROM generate_series(1, 20) g")
+    replicated(shared_topology)
     return shared_topology
 
 
 def behind_the_routers_back(topology: LocalTopology, key: int, name: str) -> None:
-    primary = topology.dsn(topology.primary)
-    execute(primary, "UPDATE products SET name = %s WHERE id = %s", (name, key))
-    for replica in [topology.dsn(n) for n in topology.replicas]:
-        eventually(partial(caught_up, primary, replica), what="replicated")
+    execute(
+        topology.dsn(topology.primary), "UPDATE products SET name = %s WHERE id = %s", (name, key)
+    )
+    replicated(topology)
 
 
 def config(topology: LocalTopology, cache: CacheConfig) -> RouterConfig:

@@ -21,7 +21,7 @@ from replicadb_operator.local.topology import LocalTopology
 from router_lib.consistency import EVENTUAL
 from router_lib.placeholders import to_dollar_placeholders
 from router_lib.router import Router
-from tests.integration.conftest import static_config
+from tests.integration.conftest import replicated, static_config
 from tests.integration.sql import execute
 from tests.unit.test_router_corpus import CORPUS, SCHEMA, WRITE_FUNCTIONS, Case
 from tests.unit.test_router_statement_shapes import read_statements, write_statements
@@ -40,6 +40,7 @@ def logged_topology(pg_user: RunAs | None) -> Iterator[LocalTopology]:
         topology.start()
         for statement in SCHEMA:
             execute(topology.dsn(topology.primary), statement)
+        replicated(topology)
         yield topology
     finally:
         topology.destroy()
