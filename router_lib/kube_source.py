@@ -42,12 +42,12 @@ def kubernetes_calls(
 
     # The kubernetes client is untyped.
     if kubeconfig is not None:
-        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        config.load_kube_config(config_file=kubeconfig)
     else:
         try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            config.load_incluster_config()
         except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
+            config.load_kube_config()
     api = client.CustomObjectsApi()
 
     def get_object() -> Object:
@@ -56,7 +56,7 @@ def kubernetes_calls(
         return found
 
     def watch_events(resource_version: str | None) -> Iterable[Mapping[str, Any]]:
-        events: Iterable[Mapping[str, Any]] = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        events: Iterable[Mapping[str, Any]] = watch.Watch().stream(
             api.list_namespaced_custom_object,
             GROUP,
             VERSION,
