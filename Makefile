@@ -63,6 +63,11 @@ bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplan
 
 include e2e/cluster.mk
 
+.PHONY: bench-failover
+bench-failover: deps ## 5 failovers per fault kind on the local cluster -> .bench/failover.json
+	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.failover; \
+	else e2e/cluster/e2e-ci.sh $(PY) -m bench.failover; fi
+
 .PHONY: crds
 crds: $(VENV)/.installed ## regenerate crds/ from the schema in operator/replicadb_operator/crd.py
 	$(PY) -m replicadb_operator.crd > crds/replicateddatabases.replicadb.io.yaml

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,19 @@ def wait_crd_established(api: client.ApiClient, name: str) -> None:
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     kube.wait_for(established, 60, f"CRD {name} established")
+
+
+@contextlib.contextmanager
+def temporary_namespace(api: client.ApiClient, prefix: str = "rdb-e2e") -> Iterator[str]:
+    """A namespace for a whole test module, removed with everything in it afterwards."""
+    core = client.CoreV1Api(api)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        kube.wait_for(lambda: kube.namespace_gone(core, name), 180, f"namespace {name} deleted")
 
 
 def remove_operator(api: client.ApiClient) -> None:

@@ -40,3 +40,17 @@ def test_reads_a_data_directory(tmp_path: Path) -> None:
     assert DataDirState.read(path) == PRIMARY_DATA
     (path / "standby.signal").touch()
     assert DataDirState.read(path) == STANDBY_DATA
+
+
+def test_a_standby_never_keeps_the_switchover_read_only_setting(tmp_path: Path) -> None:
+    from replicadb_operator.dataplane import datadir
+
+    (tmp_path / "postgresql.auto.conf").write_text(
+        "# Do not edit\ndefault_transaction_read_only = 'on'\nwork_mem = '8MB'\n"
+    )
+    datadir.make_standby(tmp_path, "host=new-primary")
+    text = (tmp_path / "postgresql.auto.conf").read_text()
+    assert "default_transaction_read_only" not in text
+    assert "work_mem = '8MB'" in text
+    assert "primary_conninfo = 'host=new-primary'" in text
+    assert (tmp_path / "standby.signal").exists()

@@ -8,6 +8,7 @@ from typing import Any
 from replicadb_operator.builders import names
 from replicadb_operator.builders.configmaps import POOLER_AUTH_DIR, POOLER_CONFIG_DIR, TLS_DIR
 from replicadb_operator.builders.metadata import K8sObject, metadata
+from replicadb_operator.builders.security import container_security_context, pod_security_context
 from replicadb_operator.spec import DatabaseSpec
 
 POOLS = ("rw", "ro")
@@ -42,10 +43,7 @@ def pooler_deployment(db: DatabaseSpec, pool: str) -> K8sObject:
         "volumeMounts": mounts,
         "readinessProbe": tcp_probe,
         "livenessProbe": {**tcp_probe, "failureThreshold": 6},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
     }
     return {
         "apiVersion": "apps/v1",
@@ -57,13 +55,7 @@ def pooler_deployment(db: DatabaseSpec, pool: str) -> K8sObject:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": names.POSTGRES_UID,
-                        "runAsGroup": names.POSTGRES_UID,
-                        "fsGroup": names.POSTGRES_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(),
                     "containers": [container],
                     "volumes": volumes,
                 },

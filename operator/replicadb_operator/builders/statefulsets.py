@@ -12,6 +12,7 @@ from typing import Any
 from replicadb_operator.builders import names
 from replicadb_operator.builders.configmaps import TLS_DIR, restart_parameters_hash
 from replicadb_operator.builders.metadata import K8sObject, metadata
+from replicadb_operator.builders.security import container_security_context, pod_security_context
 from replicadb_operator.spec import DatabaseSpec
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -123,27 +124,25 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
         "env": _env(db),
         "ports": [{"name": "postgres", "containerPort": names.PG_PORT}],
         "volumeMounts": mounts,
-        "readinessProbe": _probe(period=2, failures=2),
+        # Readiness is reachability over the pod network, as Services and clients see it: a
+        # primary cut off the network must turn NotReady, which confirms a failover. The
+        # startup probe has already checked that PostgreSQL accepts connections.
+        "readinessProbe": {
+            "tcpSocket": {"port": names.PG_PORT},
+            "periodSeconds": 2,
+            "timeoutSeconds": 1,
+            "failureThreshold": 2,
+        },
         "livenessProbe": _probe(period=10, failures=6),
         # A base backup of a large database takes as long as it takes.
         "startupProbe": _probe(period=5, failures=720),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": False,
-        },
+        "securityContext": container_security_context(),
     }
     if db.postgres.resources:
         container["resources"] = dict(db.postgres.resources)
     spec: dict[str, Any] = {
         "serviceAccountName": names.service_account(db),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": names.POSTGRES_UID,
-            "runAsGroup": names.POSTGRES_UID,
-            "fsGroup": names.POSTGRES_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         # Immediate shutdown would make every restart a crash recovery; fast is enough.
         "terminationGracePeriodSeconds": 30,
         "containers": [container],

@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from replicadb_operator import crd
 from replicadb_operator.builders import names
 from replicadb_operator.cli.tables import health_code, render_status
 from replicadb_operator.kube import clients
+from replicadb_operator.kube import status as kube_status
+from replicadb_operator.kube.status import read_object
 
 
 def current_namespace() -> str:
@@ -32,31 +32,13 @@ def current_namespace() -> str:
         return "default"
 
 
-def get(namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = clients.custom().get_namespaced_custom_object(
-        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name
-    )
-    return obj
-
-
-def annotate(namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-    clients.custom().patch_namespaced_custom_object(
-        crd.GROUP,
-        crd.VERSION,
-        namespace,
-        crd.PLURAL,
-        name,
-        {"metadata": {"annotations": annotations}},
-    )
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     if not args.watch:
-        print(render_status(args.name, args.namespace, get(args.namespace, args.name)))
+        print(render_status(args.name, args.namespace, read_object(args.namespace, args.name)))
         return 0
     try:
         while True:
-            text = render_status(args.name, args.namespace, get(args.namespace, args.name))
+            text = render_status(args.name, args.namespace, read_object(args.namespace, args.name))
             # Home the cursor and clear the screen: a live console that refreshes in place.
             sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S  ") + text + "\n")
             sys.stdout.flush()
@@ -66,7 +48,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _request_switchover(args: argparse.Namespace, force: bool) -> int:
-    obj = get(args.namespace, args.name)
+    obj = read_object(args.namespace, args.name)
     status = obj.get("status") or {}
     instance = next((i for i in status.get("instances") or [] if i["name"] == args.to), None)
     if instance is None:
@@ -81,7 +63,7 @@ def _request_switchover(args: argparse.Namespace, force: bool) -> int:
             file=sys.stderr,
         )
         return 1
-    annotate(
+    kube_status.annotate(
         args.namespace,
         args.name,
         {names.ANNOTATION_SWITCHOVER: args.to, names.ANNOTATION_FORCE: "true" if force else None},
@@ -136,7 +118,7 @@ def cmd_pooler(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     try:
-        obj = get(args.namespace, args.name)
+        obj = read_object(args.namespace, args.name)
     except ApiException as exc:
         print(f"{args.name}: {exc.reason}", file=sys.stderr)
         return 2

@@ -170,22 +170,29 @@ def rewind(bindir: Path, datadir: Path, source_conninfo: str, run_as: RunAs | No
 _AUTO_CONF_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=")
 
 
-def set_auto_conf(datadir: Path, settings: Mapping[str, str]) -> None:
-    """Set parameters in postgresql.auto.conf of a stopped instance, as ALTER SYSTEM would."""
+def set_auto_conf(datadir: Path, settings: Mapping[str, str], remove: tuple[str, ...] = ()) -> None:
+    """Set (or ``remove``) parameters in postgresql.auto.conf of a stopped instance, as
+    ALTER SYSTEM would."""
     path = datadir / "postgresql.auto.conf"
     lines = path.read_text().splitlines() if path.exists() else []
+    drop = {key.lower() for key in (*settings, *remove)}
     kept = [
         line
         for line in lines
-        if not ((m := _AUTO_CONF_LINE.match(line)) and m.group(1).lower() in settings)
+        if not ((m := _AUTO_CONF_LINE.match(line)) and m.group(1).lower() in drop)
     ]
     kept += [f"{key} = {quote_setting(value)}" for key, value in settings.items()]
     path.write_text("\n".join(kept) + "\n")
 
 
+# Set on a primary being switched over (no new writes while the target catches up); it must
+# not follow the instance into its life as a standby, nor a later promotion.
+SWITCHOVER_SETTINGS = ("default_transaction_read_only",)
+
+
 def make_standby(datadir: Path, primary_conninfo: str) -> None:
     """Turn a stopped data directory into a standby of ``primary_conninfo``."""
-    set_auto_conf(datadir, {"primary_conninfo": primary_conninfo})
+    set_auto_conf(datadir, {"primary_conninfo": primary_conninfo}, remove=SWITCHOVER_SETTINGS)
     (datadir / "standby.signal").touch()
 
 

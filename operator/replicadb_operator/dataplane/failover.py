@@ -77,11 +77,36 @@ async def execute_failover(
     follower_conninfo: FollowerConninfo,
     sync: SyncSettings,
 ) -> FailoverResult:
+    """Choose the target by the rules of failover_target, then :func:`promote_target`."""
     started = time.monotonic()
     choice = choose_failover_target(snapshot.candidates, policy)
     if choice.target is None:
         raise FailoverRefused(choice)
-    old, new = snapshot.primary, choice.target
+    return await promote_target(
+        snapshot.primary,
+        choice.target,
+        choice.lag_bytes,
+        dsns,
+        fence,
+        follower_conninfo,
+        sync,
+        started,
+    )
+
+
+async def promote_target(
+    old: str,
+    new: str,
+    lag_bytes: int | None,
+    dsns: Mapping[str, str],
+    fence: Fence,
+    follower_conninfo: FollowerConninfo,
+    sync: SyncSettings,
+    started: float | None = None,
+) -> FailoverResult:
+    """Fence ``old``, promote ``new`` (a no-op when it already is primary), repoint every
+    other instance in ``dsns`` to it and re-list the synchronous standbys."""
+    started = time.monotonic() if started is None else started
     await fence(old)
     promote_s = await instance_control.promote(dsns[new])
     followers = [name for name in dsns if name not in (old, new)]
@@ -98,7 +123,7 @@ async def execute_failover(
     return FailoverResult(
         old_primary=old,
         new_primary=new,
-        lag_bytes=choice.lag_bytes,
+        lag_bytes=lag_bytes,
         promote_s=promote_s,
         total_s=time.monotonic() - started,
         repointed=tuple(f for f in followers if f not in errors),

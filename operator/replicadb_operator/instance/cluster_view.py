@@ -45,17 +45,26 @@ def read_cluster_view(namespace: str, name: str) -> ClusterView:
 def wait_for_target(
     read: Callable[[], ClusterView],
     log: Callable[[str], None],
-    poll_s: float = 2.0,
+    instance: str,
+    poll_s: float = 1.0,
     timeout_s: float = 600.0,
 ) -> ClusterView:
-    """Wait until the operator has named a target primary (it does before pods start)."""
+    """Wait until the operator has named a target primary (it does before pods start), and
+    while it is failing over away from this very instance (it is still recorded as primary
+    but no longer the target): there is nobody to follow yet, and starting as a primary is
+    exactly what must not happen."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             view = read()
-            if view.target_primary:
+            leaving = view.current_primary == instance and view.target_primary != instance
+            if view.target_primary and not leaving:
                 return view
-            log("waiting for the operator to name a primary")
+            log(
+                "waiting: a failover away from this instance is under way"
+                if leaving
+                else "waiting for the operator to name a primary"
+            )
         except Exception as exc:  # the API may be unreachable for a while at startup
             log(f"cannot read the ReplicatedDatabase status yet: {exc}")
         if time.monotonic() > deadline:

@@ -23,7 +23,9 @@ def log(message: str) -> None:
 
 def main() -> int:
     settings = InstanceSettings.from_env()
-    view = wait_for_target(lambda: read_cluster_view(settings.namespace, settings.database), log)
+    view = wait_for_target(
+        lambda: read_cluster_view(settings.namespace, settings.database), log, settings.name
+    )
     try:
         prepare_instance(settings, view, log)
     except BootstrapRefused as exc:

@@ -14,15 +14,10 @@ from replicadb_operator.kube import clients
 log = logging.getLogger(__name__)
 
 
-def read_object(namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        obj = clients.custom().get_namespaced_custom_object(
-            crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+def read_object(namespace: str, name: str) -> dict[str, Any]:
+    obj = clients.custom().get_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name
+    )
     return dict(obj)
 
 
@@ -33,14 +28,15 @@ def patch_status(namespace: str, name: str, fields: dict[str, Any]) -> None:
     )
 
 
-def remove_annotation(namespace: str, name: str, key: str) -> None:
+def annotate(namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+    """Merge-patch annotations (None removes one)."""
     clients.custom().patch_namespaced_custom_object(
         crd.GROUP,
         crd.VERSION,
         namespace,
         crd.PLURAL,
         name,
-        {"metadata": {"annotations": {key: None}}},
+        {"metadata": {"annotations": annotations}},
     )
 
 

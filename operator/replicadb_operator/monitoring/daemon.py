@@ -21,7 +21,7 @@ from replicadb_operator.dataplane.config_files import SUPERUSER
 from replicadb_operator.dataplane.failover import failover_policy
 from replicadb_operator.dataplane.failover_target import choose_failover_target
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
-from replicadb_operator.dataplane.probe import ProbeTimeouts
+from replicadb_operator.dataplane.probe import InstanceProber, ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import failover_steps, metrics, pods, status_model
@@ -31,9 +31,15 @@ from replicadb_operator.spec import DatabaseSpec
 log = logging.getLogger(__name__)
 
 
-def failover_record(old: str, target: str, reason: str) -> dict[str, str]:
+def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
     """What status says while a failover or switchover is under way (see failover_steps)."""
-    return {"from": old, "to": target, "reason": reason, "since": status_model.now_iso()}
+    return {
+        "from": old,
+        "to": target,
+        "reason": reason,
+        "kind": kind,
+        "since": status_model.now_iso(),
+    }
 
 
 class DatabaseDaemon:
@@ -45,6 +51,7 @@ class DatabaseDaemon:
         self.last_write_at = 0.0
         self.last_phase: str | None = None
         self.blocked_reason: str | None = None
+        self.primary_seen: tuple[str, int] | None = None  # (pod uid, restarts) while healthy
         self._password: tuple[float, str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -158,6 +165,31 @@ class DatabaseDaemon:
             log.info("%s: synchronous_standby_names = %r", db.name, want)
 
     # -- failover ----------------------------------------------------------------------------
+    def _primary_failed(
+        self, db: DatabaseSpec, snapshot: TopologySnapshot, pod: pods.InstancePod | None
+    ) -> str | None:
+        """Why the primary counts as failed, or None. Probes alone never decide: Kubernetes
+        must agree (pod gone or not Ready), or postgres must have died in its container
+        (restart count went up) while a probe failed."""
+        failures = snapshot.primary_failures
+        restarted = (
+            pod is not None
+            and self.primary_seen is not None
+            and self.primary_seen[0] == pod.uid
+            and pod.restarts > self.primary_seen[1]
+        )
+        if pod is not None and failures == 0:
+            self.primary_seen = (pod.uid, pod.restarts)
+        if failures >= 1 and restarted:
+            return f"postgres in {snapshot.primary} died (container restarted)"
+        if failures < db.failover.failure_threshold:
+            return None
+        if pod is None or pod.gone:
+            return f"{snapshot.primary} failed {failures} probes and its pod is gone"
+        if not pod.ready:
+            return f"{snapshot.primary} failed {failures} probes and its pod is not Ready"
+        return None  # unreachable from here, but Kubernetes says it is fine
+
     async def _maybe_fail_over(
         self,
         db: DatabaseSpec,
@@ -165,13 +197,11 @@ class DatabaseDaemon:
         dsns: dict[str, str],
         pod_map: dict[str, pods.InstancePod],
     ) -> bool:
-        if snapshot.primary_failures < db.failover.failure_threshold:
-            self.blocked_reason = None
+        reason = self._primary_failed(db, snapshot, pod_map.get(snapshot.primary))
+        if reason is None:
+            if snapshot.primary_failures == 0:
+                self.blocked_reason = None
             return False
-        pod = pod_map.get(snapshot.primary)
-        confirmed = pod is None or pod.gone or not pod.ready
-        if not confirmed:
-            return False  # PostgreSQL unreachable from here, but Kubernetes says it is fine
         if not db.failover.enabled:
             await self._blocked(db, "automatic failover is disabled (spec.failover.enabled)")
             return False
@@ -181,12 +211,7 @@ class DatabaseDaemon:
             reasons = "; ".join(f"{n}: {why}" for n, why in sorted(choice.rejected.items()))
             await self._blocked(db, f"no replica may be promoted: {choice.reason}. {reasons}")
             return False
-        reason = f"{snapshot.primary} failed {snapshot.primary_failures} probes and is " + (
-            "gone" if pod is None or pod.gone else "not ready"
-        )
-        await self._fail_over(
-            db, snapshot, dsns, pod_map, choice.target, policy, reason, "failover"
-        )
+        await self._fail_over(db, snapshot, dsns, pod_map, choice.target, reason)
         return True
 
     async def _blocked(self, db: DatabaseSpec, reason: str) -> None:
@@ -195,49 +220,71 @@ class DatabaseDaemon:
             await self.event("Warning", "FailoverBlocked", reason)
             await self.write_status({"failoverBlocked": reason})
 
+    async def _wait_unreachable(self, dsn: str | None, timeout_s: float = 10.0) -> None:
+        """After fencing, the old primary must really have stopped answering before the
+        target is chosen for good: a restarted postgres may have acknowledged commits."""
+        if dsn is None:
+            return
+        prober = InstanceProber("fenced", dsn, ProbeTimeouts(connect_s=0.5, total_s=0.8))
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if not (await prober.probe()).reachable:
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await prober.close()
+
     async def _fail_over(
         self,
         db: DatabaseSpec,
         snapshot: TopologySnapshot,
         dsns: dict[str, str],
         pod_map: dict[str, pods.InstancePod],
-        target: str,
-        policy: Any,
+        tentative: str,
         reason: str,
-        kind: str,
     ) -> None:
+        """Record, fence, then choose again among replicas that can no longer receive
+        anything from the old primary, and promote."""
         started = time.monotonic()
         old = snapshot.primary
         await self.write_status(
             {
-                "targetPrimary": target,
+                "targetPrimary": tentative,
                 "phase": "FailingOver",
                 "failoverBlocked": None,
-                "failover": {
-                    "from": old,
-                    "to": target,
-                    "reason": reason,
-                    "since": status_model.now_iso(),
-                },
+                "failover": failover_record(old, tentative, reason, "failover"),
             }
         )
-        await self.event(
-            "Warning" if kind == "failover" else "Normal",
-            "FailingOver",
-            f"{old} -> {target}: {reason}",
-        )
+        await self.event("Warning", "FailingOver", f"{old}: {reason}")
         old_pod = pod_map.get(old)
         await failover_steps.fence(db, old, pod_exists=old_pod is not None and not old_pod.deleting)
+        await self._wait_unreachable(dsns.get(old))
+        target, lag_bytes = tentative, None
+        if self.monitor is not None:
+            fresh = await self.monitor.sample()
+            policy = failover_policy(fresh, db.replication, db.failover.max_lag_bytes)
+            choice = choose_failover_target(fresh.candidates, policy)
+            if choice.target is not None:
+                target, lag_bytes = choice.target, choice.lag_bytes
+        if target != tentative:
+            await self.write_status(
+                {
+                    "targetPrimary": target,
+                    "failover": failover_record(old, target, reason, "failover"),
+                }
+            )
         outcome = await failover_steps.promote_and_record(
-            db, snapshot, policy, target, dsns, self.write_status, reason, kind, started
+            db, old, target, lag_bytes, dsns, self.write_status, reason, "failover", started
         )
         self.blocked_reason = None
+        self.primary_seen = None
         if self.monitor is not None:
             self.monitor.set_primary(outcome.new_primary)
         await self.event(
             "Normal",
-            "FailedOver" if kind == "failover" else "SwitchedOver",
-            f"{outcome.new_primary} is the primary ({outcome.seconds * 1000:.0f} ms; "
+            "FailedOver",
+            f"{old} -> {outcome.new_primary} in {outcome.seconds * 1000:.0f} ms ({reason}; "
             f"{outcome.lag_bytes or 0} bytes of the old primary's WAL not received)",
         )
 
@@ -257,26 +304,15 @@ class DatabaseDaemon:
             await failover_steps.fence(db, old, pod_exists=not pod_map[old].deleting)
         if target not in dsns:
             return  # the target has no address yet; next round
-        policy = failover_policy(snapshot, db.replication, None, force=True)
-        forced = TopologySnapshot(
-            primary=old,
-            taken_at=snapshot.taken_at,
-            probes=snapshot.probes,
-            lags=snapshot.lags,
-            primary_failures=snapshot.primary_failures,
-            last_primary_lsn=snapshot.last_primary_lsn,
-            primary_timeline=None,  # the target may already be on its new timeline
-            candidates=snapshot.candidates,
-        )
         outcome = await failover_steps.promote_and_record(
             db,
-            forced,
-            policy,
+            old,
             target,
+            None,
             dsns,
             self.write_status,
             record.get("reason", ""),
-            "failover",
+            record.get("kind", "failover"),
             time.monotonic(),
         )
         if self.monitor is not None:
@@ -297,7 +333,10 @@ class DatabaseDaemon:
 
         async def done() -> None:
             await asyncio.to_thread(
-                kube_status.remove_annotation, db.namespace, db.name, names.ANNOTATION_SWITCHOVER
+                kube_status.annotate,
+                db.namespace,
+                db.name,
+                {names.ANNOTATION_SWITCHOVER: None, names.ANNOTATION_FORCE: None},
             )
 
         old = snapshot.primary
@@ -353,12 +392,11 @@ class DatabaseDaemon:
         if final_lsn is not None:
             await failover_steps.wait_for_switchover_catch_up(dsns[target], final_lsn)
         await asyncio.to_thread(kube_status.delete_pod, db.namespace, old, 30)
-        policy = failover_policy(snapshot, db.replication, None, force=True)
         outcome = await failover_steps.promote_and_record(
             db,
-            snapshot,
-            policy,
+            old,
             target,
+            0,
             dsns,
             self.write_status,
             "switchover requested",

@@ -22,9 +22,7 @@ from replicadb_operator.builders import names
 from replicadb_operator.builders.statefulsets import RUN_DIR
 from replicadb_operator.dataplane import instance_control
 from replicadb_operator.dataplane.conninfo import primary_conninfo
-from replicadb_operator.dataplane.failover import execute_failover
-from replicadb_operator.dataplane.failover_target import FailoverPolicy
-from replicadb_operator.dataplane.monitor import TopologySnapshot
+from replicadb_operator.dataplane.failover import promote_target
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import metrics, pods
 from replicadb_operator.monitoring.status_model import now_iso
@@ -64,35 +62,24 @@ async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, grace_seconds: int
 
 async def promote_and_record(
     db: DatabaseSpec,
-    snapshot: TopologySnapshot,
-    policy: FailoverPolicy,
+    old: str,
     target: str,
+    lag_bytes: int | None,
     dsns: dict[str, str],
     write_status: StatusWriter,
     reason: str,
     kind: str,
     started: float,
 ) -> Outcome:
-    """Steps 3 and 4. The old primary is excluded from repointing: it is fenced."""
-    old = snapshot.primary
+    """Steps 3 and 4, for a target already chosen and recorded (a repeat after an operator
+    restart must not choose again). The old primary is fenced, so it is not repointed."""
     live = {name: dsn for name, dsn in dsns.items() if name != old}
 
     async def already_fenced(name: str) -> None:
         return None
 
-    # The chooser already ran; pin its choice (a repeat after a restart must not re-choose).
-    pinned = TopologySnapshot(
-        primary=old,
-        taken_at=snapshot.taken_at,
-        probes=snapshot.probes,
-        lags=snapshot.lags,
-        primary_failures=snapshot.primary_failures,
-        last_primary_lsn=snapshot.last_primary_lsn,
-        primary_timeline=snapshot.primary_timeline,
-        candidates=tuple(c for c in snapshot.candidates if c.name == target),
-    )
-    result = await execute_failover(
-        pinned, policy, live, already_fenced, follower_conninfo(db), db.replication
+    result = await promote_target(
+        old, target, lag_bytes, live, already_fenced, follower_conninfo(db), db.replication, started
     )
     await asyncio.to_thread(pods.set_role_label, db.namespace, target, names.ROLE_PRIMARY)
     seconds = time.monotonic() - started

@@ -23,6 +23,8 @@ class InstancePod:
     node: str | None
     role_label: str | None
     deleting: bool
+    uid: str = ""
+    restarts: int = 0  # restarts of the postgres container (a killed postgres counts one)
 
     @property
     def gone(self) -> bool:
@@ -51,6 +53,8 @@ def list_instance_pods(namespace: str, database: str) -> dict[str, InstancePod]:
             node=pod.spec.node_name,
             role_label=(pod.metadata.labels or {}).get(names.LABEL_ROLE),
             deleting=pod.metadata.deletion_timestamp is not None,
+            uid=pod.metadata.uid or "",
+            restarts=sum(c.restart_count or 0 for c in pod.status.container_statuses or []),
         )
         for pod in pods
     }

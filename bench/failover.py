@@ -1,0 +1,96 @@
+"""Failover benchmark on a real cluster: at least 5 failovers of each kind (pod delete,
+postgres process kill, network cut) under a writer through router_lib, synchronous mode.
+
+Run with ``make bench-failover`` (brings the local cluster up and down around it, or uses
+KUBECONFIG when set). Prints a table and writes .bench/failover.json: one object per fault
+kind with rto_s_p50, rto_s_max, lost_acknowledged_writes, dual_primary_samples, rejoin_s_p50,
+runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from kubernetes import config
+
+from bench.report import BENCH_DIR, maximum, median, progress
+from e2e import faults
+from e2e import operator_support as ops
+from e2e.failover_run import FailoverRun, measure_failover
+
+RUNS = int(os.environ.get("BENCH_FAILOVER_RUNS", "5"))
+NAME = "bench"
+SPEC = {
+    "replicas": 2,
+    "replication": {"synchronousMode": "quorum", "synchronousStandbys": 1},
+    "failover": {"failureThreshold": 2},
+    "monitoring": {"probeIntervalSeconds": 1},
+    "pgbouncer": {"enabled": False},
+}
+
+
+def summarize(runs: list[FailoverRun]) -> dict[str, float | int]:
+    return {
+        "rto_s_p50": round(median([r.rto_s for r in runs]), 3),
+        "rto_s_max": round(maximum([r.rto_s for r in runs]), 3),
+        "lost_acknowledged_writes": sum(r.lost_acknowledged_writes for r in runs),
+        "dual_primary_samples": sum(r.dual_primary_samples for r in runs),
+        "rejoin_s_p50": round(median([r.rejoin_s for r in runs]), 3),
+        "runs": len(runs),
+    }
+
+
+def main() -> int:
+    api = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+    progress("deploying the operator")
+    ops.deploy_operator(api)
+    results: dict[str, dict[str, float | int]] = {}
+    try:
+        with ops.temporary_namespace(api, "rdb-bench") as namespace:
+            ops.create_database(
+                api,
+                namespace,
+                {
+                    "apiVersion": "replicadb.io/v1alpha1",
+                    "kind": "ReplicatedDatabase",
+                    "metadata": {"name": NAME},
+                    "spec": SPEC,
+                },
+            )
+            ops.wait_status(api, namespace, NAME, "healthy", 300, phase="Healthy")
+            for kind in faults.FAULT_KINDS:
+                runs: list[FailoverRun] = []
+                for i in range(RUNS):
+                    progress(f"{kind} {i + 1}/{RUNS}")
+                    run = measure_failover(api, namespace, NAME, kind)
+                    progress(
+                        f"  {run.old_primary} -> {run.new_primary}: first write after "
+                        f"{run.rto_s:.2f} s, lost {run.lost_acknowledged_writes}, dual "
+                        f"{run.dual_primary_samples}, rejoined after {run.rejoin_s:.1f} s"
+                    )
+                    runs.append(run)
+                results[kind] = summarize(runs)
+    finally:
+        ops.remove_operator(api)
+    print(f"\nfailover ({RUNS} runs per kind; probe 1 s, threshold 2, synchronous ANY 1)")
+    keys = [
+        "rto_s_p50",
+        "rto_s_max",
+        "lost_acknowledged_writes",
+        "dual_primary_samples",
+        "rejoin_s_p50",
+        "runs",
+    ]
+    print("  " + "kind".ljust(14) + "".join(k.rjust(26) for k in keys))
+    for kind, figures in results.items():
+        print("  " + kind.ljust(14) + "".join(str(figures[k]).rjust(26) for k in keys))
+    BENCH_DIR.mkdir(exist_ok=True)
+    (BENCH_DIR / "failover.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {BENCH_DIR / 'failover.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
