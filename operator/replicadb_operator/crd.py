@@ -82,8 +82,10 @@ PLACE = defaults.Placement()
 RESOURCE_LIST: Schema = {
     "type": "object",
     "additionalProperties": {
-        "anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+        # Structural schemas allow nothing but types inside anyOf; the pattern sits beside it.
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
+        "pattern": QUANTITY_PATTERN,
     },
 }
 

@@ -71,3 +71,9 @@ def test_writes_are_immediate_for_roles_and_bounded_for_lag() -> None:
         old["conditions"],
     )
     assert status_model.needs_write(old, role_change, 0.0)
+
+
+def test_first_write_from_an_empty_status() -> None:
+    new = status_model.summary(DB, "p", [inst("p", "primary")], [])
+    assert status_model.needs_write({"instances": None}, new, 0.0)
+    assert status_model.needs_write({}, new, 0.0)

@@ -210,7 +210,7 @@ def _stable(status: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in status.items() if k not in VOLATILE_TOP_KEYS}
     out["instances"] = [
         {k: v for k, v in i.items() if k not in VOLATILE_INSTANCE_KEYS}
-        for i in status.get("instances", [])
+        for i in status.get("instances") or []
     ]
     return out
 
