@@ -199,13 +199,9 @@ def kubectl_get_rdb(namespace: str) -> str:
 
 def apiserver_write_counts(api: client.ApiClient) -> dict[tuple[str, str, str], float]:
     """apiserver_request_total summed by (verb, resource, subresource), write verbs only."""
-    response = api.call_api(
-        "/metrics",
-        "GET",
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        response_type="str",
-    )[0]
+    host = api.configuration.host
+    response = api.call_api("GET", f"{host}/metrics")
+    response.read()
     text = response.data.decode()
     counts: dict[tuple[str, str, str], float] = {}
     for line in text.splitlines():

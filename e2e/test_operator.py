@@ -185,6 +185,7 @@ def test_sample_database_end_to_end(
         ("unknown-pool-mode.yaml", "spec.pgbouncer.poolMode"),
         ("malformed-storage.yaml", "spec.postgres.storage.size"),
         ("too-many-sync-standbys.yaml", "spec.replication.synchronousStandbys"),
+        ("yaml-boolean-mode.yaml", "spec.replication.synchronousMode"),
     ],
 )
 def test_invalid_specs_are_refused_naming_the_field(

@@ -131,7 +131,7 @@ SPEC: Schema = obj(
             "Synchronous replication and durability.",
             {
                 "synchronousMode": enum(
-                    "off: asynchronous; on: FIRST n (priority); quorum: ANY n.",
+                    "async: no synchronous standbys; priority: FIRST n; quorum: ANY n.",
                     [m.value for m in SyncMode],
                     SyncMode.OFF.value,
                 ),
@@ -255,7 +255,7 @@ SPEC: Schema = obj(
     **{
         "x-kubernetes-validations": [
             {
-                "rule": "!has(self.replication) || self.replication.synchronousMode == 'off' "
+                "rule": "!has(self.replication) || self.replication.synchronousMode == 'async' "
                 "|| self.replication.synchronousStandbys <= self.replicas",
                 "message": "spec.replication.synchronousStandbys must not exceed spec.replicas",
                 "fieldPath": ".replication.synchronousStandbys",

@@ -144,7 +144,7 @@ def _parse(name: str, namespace: str, spec: Mapping[str, Any], uid: str) -> Data
     tls = _section(spec, "tls")
     replicas = int(spec.get("replicas", 2))
     sync = SyncSettings(
-        mode=SyncMode(repl.get("synchronousMode", "off")),
+        mode=SyncMode(repl.get("synchronousMode", SyncMode.OFF.value)),
         num_sync=int(repl.get("synchronousStandbys", 1)),
         durability=Durability(repl.get("dataDurability", "required")),
     )

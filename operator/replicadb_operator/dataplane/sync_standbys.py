@@ -18,8 +18,9 @@ from replicadb_operator.dataplane.failover_target import SyncMethod, SyncRequire
 
 
 class SyncMode(StrEnum):
-    OFF = "off"
-    ON = "on"  # FIRST n: priority order
+    # Spelled so that YAML cannot read them as booleans (YAML 1.1 reads on/off as true/false).
+    OFF = "async"  # no synchronous standbys
+    ON = "priority"  # FIRST n: the first n connected standbys in priority order
     QUORUM = "quorum"  # ANY n: any n of the members
 
 
