@@ -77,7 +77,7 @@ class WritableSampler(threading.Thread):
 
     def _writable(self, ip: str) -> bool:
         try:
-            with ops.connect(ip, self.password, connect_timeout=1) as conn:
+            with ops.connect(ip, self.password, connect_timeout=2) as conn:
                 return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,)
         except psycopg.Error:
             return False

@@ -159,9 +159,8 @@ def pod_ip(api: client.ApiClient, namespace: str, name: str) -> str:
 def connect(host: str, password: str, **params: Any) -> psycopg.Connection[tuple[Any, ...]]:
     """Superuser on the postgres database unless ``params`` say otherwise."""
     params = {"port": 5432, "user": "postgres", "dbname": "postgres", **params}
-    return psycopg.connect(
-        host=host, password=password, connect_timeout=5, autocommit=True, **params
-    )
+    params.setdefault("connect_timeout", 5)
+    return psycopg.connect(host=host, password=password, autocommit=True, **params)
 
 
 def eventually_query(dsn_args: dict[str, Any], query: str, expected: Any, timeout: float) -> None:

@@ -18,7 +18,10 @@ def test_what_the_schema_cannot_catch_is_a_spec_error_naming_the_field() -> None
         parse_spec(
             "db",
             "ns",
-            {"replicas": 1, "replication": {"synchronousMode": "priority", "synchronousStandbys": 2}},
+            {
+                "replicas": 1,
+                "replication": {"synchronousMode": "priority", "synchronousStandbys": 2},
+            },
         )
     with pytest.raises(SpecError, match=r"spec\.postgres must be an object"):
         parse_spec("db", "ns", {"postgres": "fast"})

@@ -169,17 +169,18 @@ class DatabaseDaemon:
         self, db: DatabaseSpec, snapshot: TopologySnapshot, pod: pods.InstancePod | None
     ) -> str | None:
         """Why the primary counts as failed, or None. Probes alone never decide: Kubernetes
-        must agree (pod gone or not Ready), or postgres must have died in its container
-        (restart count went up) while a probe failed."""
+        must agree (pod gone, replaced or not Ready), or postgres must have died in its
+        container (restart count went up). A replaced or restarted primary fails over after a
+        single failed probe: it lost its memory and its clients, and the StatefulSet or the
+        kubelet would otherwise bring it back as primary before the threshold is reached."""
         failures = snapshot.primary_failures
-        restarted = (
-            pod is not None
-            and self.primary_seen is not None
-            and self.primary_seen[0] == pod.uid
-            and pod.restarts > self.primary_seen[1]
-        )
-        if pod is not None and failures == 0:
+        seen = self.primary_seen
+        replaced = pod is not None and seen is not None and seen[0] != pod.uid
+        restarted = pod is not None and seen is not None and not replaced and pod.restarts > seen[1]
+        if pod is not None and failures == 0:  # healthy now: this is the pod to compare with
             self.primary_seen = (pod.uid, pod.restarts)
+        if failures >= 1 and replaced:
+            return f"{snapshot.primary}'s pod was deleted and replaced"
         if failures >= 1 and restarted:
             return f"postgres in {snapshot.primary} died (container restarted)"
         if failures < db.failover.failure_threshold:
