@@ -6,9 +6,11 @@ then replaces itself with postgres so that signals and exit codes are postgres's
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
+from pathlib import Path
 
 from replicadb_operator.dataplane import datadir
 from replicadb_operator.instance.cluster_view import read_cluster_view, wait_for_target
@@ -21,8 +23,38 @@ def log(message: str) -> None:
     print(f'{{"ts": "{stamp}", "component": "replicadb-instance", "msg": {message!r}}}', flush=True)
 
 
+LOCK_WAIT_S = 120.0
+
+
+def hold_data_lock(path: Path, wait_s: float = LOCK_WAIT_S) -> int:
+    """Take an exclusive flock next to PGDATA and keep it through exec into postgres.
+
+    A force-deleted pod's containers can outlive its API object, and the StatefulSet starts
+    the replacement at once, on the same volume. PostgreSQL's own postmaster.pid cannot tell
+    (both postmasters are PID 1 in their containers); this lock can, on the same node's
+    volume: the replacement waits until every process of the old one has exited."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} still locked after {wait_s:.0f} s") from None
+            if not said:
+                log("another postgres still uses this volume (a replaced pod); waiting")
+                said = True
+            time.sleep(0.2)
+    os.set_inheritable(fd, True)  # postgres and its children keep holding it
+    return fd
+
+
 def main() -> int:
     settings = InstanceSettings.from_env()
+    settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
+    hold_data_lock(settings.pgdata.parent / ".replicadb-instance.lock")
     view = wait_for_target(
         lambda: read_cluster_view(settings.namespace, settings.database), log, settings.name
     )
