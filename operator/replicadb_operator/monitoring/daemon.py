@@ -260,6 +260,10 @@ class DatabaseDaemon:
         await self.event("Warning", "FailingOver", f"{old}: {reason}")
         old_pod = pod_map.get(old)
         await failover_steps.fence(db, old, pod_exists=old_pod is not None and not old_pod.deleting)
+        # Cut the replicas off the old primary: whatever still runs of it (a force-deleted
+        # pod's container lives on for seconds) can then get no synchronous acknowledgement,
+        # so it acknowledges nothing that the replica promoted below might lack.
+        await failover_steps.detach_replicas({n: d for n, d in dsns.items() if n != old})
         await self._wait_unreachable(dsns.get(old))
         target, lag_bytes = tentative, None
         if self.monitor is not None:

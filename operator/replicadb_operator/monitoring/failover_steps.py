@@ -60,6 +60,27 @@ async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, grace_seconds: int
     await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, grace_seconds)
 
 
+async def detach_replicas(dsns: dict[str, str], settle_s: float = 2.0) -> list[str]:
+    """Stop every reachable replica streaming (empty primary_conninfo), then wait until their
+    WAL receivers are gone, so that received positions no longer move. Returns the replicas
+    that could not be detached (unreachable: they receive nothing either)."""
+
+    async def detach(dsn: str) -> None:
+        await instance_control.repoint_replica(dsn, "")
+        deadline = time.monotonic() + settle_s
+        async with instance_control.admin_connection(dsn) as conn:
+            while time.monotonic() < deadline:
+                cur = await conn.execute("SELECT count(*) FROM pg_stat_wal_receiver")
+                row = await cur.fetchone()
+                if row is not None and row[0] == 0:
+                    return
+                await asyncio.sleep(0.02)
+
+    names_ = list(dsns)
+    results = await asyncio.gather(*(detach(dsns[n]) for n in names_), return_exceptions=True)
+    return [n for n, r in zip(names_, results, strict=True) if r is not None]
+
+
 async def promote_and_record(
     db: DatabaseSpec,
     old: str,
