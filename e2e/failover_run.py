@@ -44,7 +44,7 @@ class Writer(threading.Thread):
         self.router = router
         self.period_s = period_s
         self.acknowledged: list[int] = []
-        self.successes: list[float] = []
+        self.successes: list[tuple[float, str]] = []  # (when, server address)
         self.errors: list[str] = []
         self.stop = threading.Event()
 
@@ -53,16 +53,21 @@ class Writer(threading.Thread):
         while not self.stop.is_set():
             ident += 1
             try:
-                self.router.execute("INSERT INTO ticks (id) VALUES (%s)", (ident,))
+                rows = self.router.query(
+                    "INSERT INTO ticks (id) VALUES (%s) RETURNING host(inet_server_addr())",
+                    (ident,),
+                )
                 self.acknowledged.append(ident)
-                self.successes.append(time.monotonic())
+                self.successes.append((time.monotonic(), str(rows[0][0])))
             except psycopg.Error as exc:
                 self.errors.append(type(exc).__name__)
                 time.sleep(0.05)
             time.sleep(self.period_s)
 
-    def first_success_after(self, moment: float) -> float | None:
-        return next((t for t in self.successes if t > moment), None)
+    def first_success_after(self, moment: float, server: str) -> float | None:
+        """The first write acknowledged by ``server`` after ``moment``: a lingering old
+        primary's acknowledgements do not end the outage."""
+        return next((t for t, addr in self.successes if t > moment and addr == server), None)
 
 
 class WritableSampler(threading.Thread):
@@ -140,7 +145,11 @@ def measure_failover(
             seen.append(f"{st.get('phase')}:{st.get('primary')}:{st.get('readyReplicas')}")
             if st.get("primary") and st["primary"] != old:
                 new = str(st["primary"])
-            first = writer.first_success_after(faulted_at)
+                address = next(
+                    (i.get("address") for i in st.get("instances") or [] if i["name"] == new), None
+                )
+                if address:
+                    first = writer.first_success_after(faulted_at, str(address))
             time.sleep(0.2)
         if first is None or new is None:
             raise TimeoutError(f"{kind}: no failover within {timeout_s} s; statuses {seen[-5:]}")

@@ -134,8 +134,8 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
             "failureThreshold": 2,
         },
         "livenessProbe": _probe(period=10, failures=6),
-        # A base backup of a large database takes as long as it takes.
-        "startupProbe": _probe(period=5, failures=720),
+        # A base backup of a large database takes as long as it takes (up to an hour here).
+        "startupProbe": _probe(period=2, failures=1800),
         "securityContext": container_security_context(),
     }
     if db.postgres.resources:

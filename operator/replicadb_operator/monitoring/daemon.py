@@ -52,6 +52,7 @@ class DatabaseDaemon:
         self.last_phase: str | None = None
         self.blocked_reason: str | None = None
         self.primary_seen: tuple[str, int] | None = None  # (pod uid, restarts) while healthy
+        self.incident = False  # the primary failed a probe and has not recovered since
         self._password: tuple[float, str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -169,25 +170,33 @@ class DatabaseDaemon:
         self, db: DatabaseSpec, snapshot: TopologySnapshot, pod: pods.InstancePod | None
     ) -> str | None:
         """Why the primary counts as failed, or None. Probes alone never decide: Kubernetes
-        must agree (pod gone, replaced or not Ready), or postgres must have died in its
-        container (restart count went up). A replaced or restarted primary fails over after a
-        single failed probe: it lost its memory and its clients, and the StatefulSet or the
-        kubelet would otherwise bring it back as primary before the threshold is reached."""
+        must agree. An incident starts with the first failed probe and lasts until the pod is
+        Ready and answering again. Within it, a pod gone or not Ready for ``failureThreshold``
+        probes confirms the failure, and so does, at once, a sign that postgres itself died:
+        its container not running, restarted, or the pod replaced (a new UID). Without the
+        latter, the kubelet or the StatefulSet would bring the old primary back before the
+        threshold, with its clients gone and its state lost."""
         failures = snapshot.primary_failures
-        seen = self.primary_seen
-        replaced = pod is not None and seen is not None and seen[0] != pod.uid
-        restarted = pod is not None and seen is not None and not replaced and pod.restarts > seen[1]
-        if pod is not None and failures == 0:  # healthy now: this is the pod to compare with
+        healthy = failures == 0 and pod is not None and pod.ready and not pod.container_down
+        if healthy:
+            assert pod is not None
             self.primary_seen = (pod.uid, pod.restarts)
-        if failures >= 1 and replaced:
-            return f"{snapshot.primary}'s pod was deleted and replaced"
-        if failures >= 1 and restarted:
-            return f"postgres in {snapshot.primary} died (container restarted)"
-        if failures < db.failover.failure_threshold:
+            self.incident = False
             return None
+        if failures >= 1:
+            self.incident = True
+        if not self.incident:
+            return None
+        seen = self.primary_seen
         if pod is None or pod.gone:
-            return f"{snapshot.primary} failed {failures} probes and its pod is gone"
-        if not pod.ready:
+            if failures >= db.failover.failure_threshold:
+                return f"{snapshot.primary} failed {failures} probes and its pod is gone"
+            return None
+        if seen is not None and seen[0] != pod.uid:
+            return f"{snapshot.primary}'s pod was deleted and replaced"
+        if (seen is not None and pod.restarts > seen[1]) or pod.container_down:
+            return f"postgres in {snapshot.primary} died (its container stopped)"
+        if failures >= db.failover.failure_threshold and not pod.ready:
             return f"{snapshot.primary} failed {failures} probes and its pod is not Ready"
         return None  # unreachable from here, but Kubernetes says it is fine
 
@@ -284,6 +293,7 @@ class DatabaseDaemon:
         )
         self.blocked_reason = None
         self.primary_seen = None
+        self.incident = False
         if self.monitor is not None:
             self.monitor.set_primary(outcome.new_primary)
         await self.event(

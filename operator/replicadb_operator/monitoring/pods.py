@@ -25,6 +25,7 @@ class InstancePod:
     deleting: bool
     uid: str = ""
     restarts: int = 0  # restarts of the postgres container (a killed postgres counts one)
+    container_down: bool = False  # the postgres container is not running right now
 
     @property
     def gone(self) -> bool:
@@ -55,6 +56,10 @@ def list_instance_pods(namespace: str, database: str) -> dict[str, InstancePod]:
             deleting=pod.metadata.deletion_timestamp is not None,
             uid=pod.metadata.uid or "",
             restarts=sum(c.restart_count or 0 for c in pod.status.container_statuses or []),
+            container_down=any(
+                c.state is not None and c.state.running is None
+                for c in pod.status.container_statuses or []
+            ),
         )
         for pod in pods
     }

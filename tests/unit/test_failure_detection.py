@@ -1,0 +1,72 @@
+"""When the monitor calls the primary failed: probes plus Kubernetes' word."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from replicadb_operator.dataplane.monitor import TopologySnapshot
+from replicadb_operator.monitoring.daemon import DatabaseDaemon
+from replicadb_operator.monitoring.pods import InstancePod
+from replicadb_operator.spec import parse_spec
+
+DB = parse_spec("db", "ns", {"failover": {"failureThreshold": 3}})
+POD = InstancePod(
+    name="db-primary-0",
+    ip="10.0.0.2",
+    ready=True,
+    phase="Running",
+    node="n",
+    role_label="primary",
+    deleting=False,
+    uid="uid-1",
+    restarts=0,
+)
+
+
+def snap(failures: int) -> TopologySnapshot:
+    return TopologySnapshot(
+        primary="db-primary-0",
+        taken_at=0.0,
+        probes={},
+        lags={},
+        primary_failures=failures,
+        last_primary_lsn=None,
+        primary_timeline=1,
+    )
+
+
+def run(steps: list[tuple[int, InstancePod | None]]) -> list[str | None]:
+    daemon = DatabaseDaemon("ns", "db", "uid")
+    return [daemon._primary_failed(DB, snap(f), pod) for f, pod in steps]
+
+
+def test_unreachable_but_ready_never_fails_over() -> None:
+    assert run([(0, POD), (1, POD), (5, POD), (9, POD)]) == [None] * 4
+
+
+def test_not_ready_fails_over_at_the_threshold() -> None:
+    down = replace(POD, ready=False)
+    verdicts = run([(0, POD), (1, down), (2, down), (3, down)])
+    assert verdicts[:3] == [None, None, None]
+    assert verdicts[3] is not None
+    assert "not Ready" in verdicts[3]
+
+
+def test_a_killed_postgres_fails_over_even_once_it_is_back() -> None:
+    crashed = replace(POD, ready=False, container_down=True)
+    back = replace(POD, ready=False, restarts=1)
+    verdicts = run([(0, POD), (1, crashed), (0, back)])
+    assert verdicts[0] is None
+    assert verdicts[1] is not None
+    assert verdicts[2] is not None
+    assert "died" in verdicts[2]
+
+
+def test_a_replaced_pod_fails_over_after_one_failed_probe() -> None:
+    replaced = replace(POD, uid="uid-2", ready=False)
+    assert run([(0, POD), (1, replaced)])[1] == "db-primary-0's pod was deleted and replaced"
+
+
+def test_a_restart_while_all_probes_succeed_is_no_failure() -> None:
+    restarted = replace(POD, restarts=1)
+    assert run([(0, POD), (0, restarted), (1, restarted)]) == [None, None, None]
