@@ -21,7 +21,7 @@ from replicadb_operator.dataplane.config_files import SUPERUSER
 from replicadb_operator.dataplane.failover import failover_policy
 from replicadb_operator.dataplane.failover_target import choose_failover_target
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
-from replicadb_operator.dataplane.probe import InstanceProber, ProbeTimeouts
+from replicadb_operator.dataplane.probe import ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import failover_steps, metrics, pods, status_model
@@ -230,21 +230,6 @@ class DatabaseDaemon:
             await self.event("Warning", "FailoverBlocked", reason)
             await self.write_status({"failoverBlocked": reason})
 
-    async def _wait_unreachable(self, dsn: str | None, timeout_s: float = 10.0) -> None:
-        """After fencing, the old primary must really have stopped answering before the
-        target is chosen for good: a restarted postgres may have acknowledged commits."""
-        if dsn is None:
-            return
-        prober = InstanceProber("fenced", dsn, ProbeTimeouts(connect_s=0.5, total_s=0.8))
-        deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if not (await prober.probe()).reachable:
-                    return
-                await asyncio.sleep(0.05)
-        finally:
-            await prober.close()
-
     async def _fail_over(
         self,
         db: DatabaseSpec,
@@ -273,7 +258,6 @@ class DatabaseDaemon:
         # pod's container lives on for seconds) can then get no synchronous acknowledgement,
         # so it acknowledges nothing that the replica promoted below might lack.
         await failover_steps.detach_replicas({n: d for n, d in dsns.items() if n != old})
-        await self._wait_unreachable(dsns.get(old))
         target, lag_bytes = tentative, None
         if self.monitor is not None:
             fresh = await self.monitor.sample()
