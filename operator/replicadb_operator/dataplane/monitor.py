@@ -92,7 +92,9 @@ class TopologyMonitor:
             self._last_primary_lsn = probe.current_lsn
             self._primary_timeline = probe.timeline
             self.history.record(probe.probed_at, probe.current_lsn)
-            self._sync_states = {p.application_name: p.sync_state for p in probe.replication}
+            # Merged, not replaced: a standby missing for a moment (reconnecting after a
+            # restart of the primary) may still hold acknowledged commits.
+            self._sync_states.update({p.application_name: p.sync_state for p in probe.replication})
         else:
             self._failures += 1
 

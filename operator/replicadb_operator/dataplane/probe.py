@@ -123,9 +123,9 @@ class ProbeTimeouts:
     """Deadlines for one probe. libpq's own connect_timeout has a 2 s floor, so the whole
     probe also runs under an asyncio deadline."""
 
-    connect_s: float = 1.0
+    connect_s: float = 0.8
     statement_ms: int = 500
-    total_s: float = 1.5
+    total_s: float = 1.0
 
 
 def _state_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +179,7 @@ class InstanceProber:
         self.dsn = dsn
         self.timeouts = timeouts or ProbeTimeouts()
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._abandoned: set[asyncio.Future[dict[str, Any]]] = set()
 
     async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         return await psycopg.AsyncConnection.connect(
@@ -188,6 +189,8 @@ class InstanceProber:
             connect_timeout=max(2, int(self.timeouts.connect_s + 0.999)),
             options=f"-c statement_timeout={self.timeouts.statement_ms}",
             application_name="replicadb-probe",
+            # Unacknowledged data on a cut network fails the socket instead of hanging it.
+            tcp_user_timeout=int(self.timeouts.total_s * 1000),
             prepare_threshold=None,
         )
 
@@ -212,25 +215,34 @@ class InstanceProber:
             self._conn = await asyncio.wait_for(self._connect(), self.timeouts.connect_s)
         return await self._query(self._conn)
 
-    async def probe(self) -> ProbeResult:
-        started = time.monotonic()
+    async def _probe_with_retry(self) -> dict[str, Any]:
         try:
-            async with asyncio.timeout(self.timeouts.total_s):
-                try:
-                    fields = await self._probe_once()
-                except psycopg.OperationalError:
-                    # A kept connection may have died with a restart that is already over:
-                    # one fresh attempt before calling the instance unreachable.
-                    await self.close()
-                    fields = await self._probe_once()
-        except (OSError, TimeoutError, psycopg.Error) as exc:
+            return await self._probe_once()
+        except psycopg.OperationalError:
+            # A kept connection may have died with a restart that is already over: one
+            # fresh attempt before calling the instance unreachable.
             await self.close()
+            return await self._probe_once()
+
+    async def probe(self) -> ProbeResult:
+        """Never takes longer than ``timeouts.total_s``. A probe past its deadline is
+        abandoned, not awaited: psycopg answers the cancellation of a query on a silent
+        network by trying to cancel it on the server, for up to ten seconds."""
+        started = time.monotonic()
+        attempt = asyncio.ensure_future(self._probe_with_retry())
+        try:
+            fields = await asyncio.wait_for(asyncio.shield(attempt), self.timeouts.total_s)
+        except (OSError, TimeoutError, psycopg.Error) as exc:
+            if not attempt.done():
+                self._abandon(attempt)
+            else:
+                await self.close()
             return ProbeResult(
                 name=self.name,
                 reachable=False,
                 probed_at=started,
                 duration_s=time.monotonic() - started,
-                error=f"{type(exc).__name__}: {exc}".strip(),
+                error=f"{type(exc).__name__}: {exc}".strip() or type(exc).__name__,
             )
         return ProbeResult(
             name=self.name,
@@ -239,6 +251,20 @@ class InstanceProber:
             duration_s=time.monotonic() - started,
             **fields,
         )
+
+    def _abandon(self, attempt: asyncio.Future[dict[str, Any]]) -> None:
+        """Let a stuck attempt finish its cleanup in the background, with its connection:
+        the next probe starts on a fresh one."""
+        conn, self._conn = self._conn, None
+        attempt.cancel()
+
+        def finished(_: asyncio.Future[dict[str, Any]]) -> None:
+            self._abandoned.discard(attempt)
+            if conn is not None and not conn.closed:
+                conn.pgconn.finish()
+
+        self._abandoned.add(attempt)
+        attempt.add_done_callback(finished)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
