@@ -152,7 +152,10 @@ def measure_failover(
                     first = writer.first_success_after(faulted_at, str(address))
             time.sleep(0.2)
         if first is None or new is None:
-            raise TimeoutError(f"{kind}: no failover within {timeout_s} s; statuses {seen[-5:]}")
+            raise TimeoutError(
+                f"{kind}: no failover within {timeout_s} s; statuses {seen[-5:]}\n"
+                + ops.operator_log_tail(api)
+            )
         rto = first - faulted_at
         time.sleep(1.0)  # a few writes on the new primary
     finally:

@@ -38,6 +38,13 @@ def manifest_documents() -> Iterator[dict[str, Any]]:
 
 
 def deploy_operator(api: client.ApiClient) -> None:
+    """Apply manifests/. An operator left running by an earlier session is restarted, so that
+    it runs the image built now (the tag stays :dev)."""
+    core = client.CoreV1Api(api)
+    for pod in core.list_namespaced_pod(
+        "replicadb-system", label_selector="app.kubernetes.io/name=replicadb-operator"
+    ).items:
+        core.delete_namespaced_pod(pod.metadata.name, "replicadb-system")
     for doc in manifest_documents():
         if doc["kind"] == "Deployment":
             doc["spec"]["template"]["spec"]["containers"][0]["image"] = OPERATOR_IMAGE
@@ -87,6 +94,20 @@ def temporary_namespace(api: client.ApiClient, prefix: str = "rdb-e2e") -> Itera
     finally:
         core.delete_namespace(name)
         kube.wait_for(lambda: kube.namespace_gone(core, name), 180, f"namespace {name} deleted")
+
+
+def operator_log_tail(api: client.ApiClient, lines: int = 40) -> str:
+    """The operator's recent log lines (without probe noise), for failure messages."""
+    core = client.CoreV1Api(api)
+    pods = core.list_namespaced_pod(
+        "replicadb-system", label_selector="app.kubernetes.io/name=replicadb-operator"
+    ).items
+    out = []
+    for pod in pods:
+        text = core.read_namespaced_pod_log(pod.metadata.name, "replicadb-system", tail_lines=400)
+        kept = [line for line in text.splitlines() if "healthz" not in line and "alive" not in line]
+        out.append(f"--- operator {pod.metadata.name}\n" + "\n".join(kept[-lines:]))
+    return "\n".join(out)
 
 
 def remove_operator(api: client.ApiClient) -> None:
