@@ -228,6 +228,8 @@ def pg_ctl_start(
             "60",
         ],
         run_as,
+        # As in a pod: the server knows its data directory (see fence's stop from inside).
+        env={"PGDATA": str(datadir), "PATH": f"{bindir}:{os.environ.get('PATH', '')}"},
     )
 
 

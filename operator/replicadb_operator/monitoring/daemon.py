@@ -143,7 +143,8 @@ class DatabaseDaemon:
                     await self.event(
                         "Warning", "Fenced", f"{name} accepted writes but is not the primary"
                     )
-                    await failover_steps.fence(db, name, pod_exists=True)
+                    dsn = self.monitor.dsn_of(name) if self.monitor else None
+                    await failover_steps.fence(db, name, pod_exists=True, dsn=dsn)
                     continue
                 want = names.ROLE_PRIMARY if probe.is_primary else names.ROLE_REPLICA
             elif name != snapshot.primary:
@@ -253,7 +254,9 @@ class DatabaseDaemon:
         )
         await self.event("Warning", "FailingOver", f"{old}: {reason}")
         old_pod = pod_map.get(old)
-        await failover_steps.fence(db, old, pod_exists=old_pod is not None and not old_pod.deleting)
+        await failover_steps.fence(
+            db, old, pod_exists=old_pod is not None and not old_pod.deleting, dsn=dsns.get(old)
+        )
         # Cut the replicas off the old primary: whatever still runs of it (a force-deleted
         # pod's container lives on for seconds) can then get no synchronous acknowledgement,
         # so it acknowledges nothing that the replica promoted below might lack.
@@ -300,7 +303,9 @@ class DatabaseDaemon:
         old, target = record["from"], record["to"]
         log.info("%s: resuming failover %s -> %s", db.name, old, target)
         if old in pod_map and pod_map[old].role_label != names.ROLE_FENCED:
-            await failover_steps.fence(db, old, pod_exists=not pod_map[old].deleting)
+            await failover_steps.fence(
+                db, old, pod_exists=not pod_map[old].deleting, dsn=dsns.get(old)
+            )
         if target not in dsns:
             return  # the target has no address yet; next round
         outcome = await failover_steps.promote_and_record(

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from replicadb_operator.builders import names
 from replicadb_operator.builders.statefulsets import RUN_DIR
 from replicadb_operator.dataplane import instance_control
@@ -51,13 +53,35 @@ def follower_conninfo(db: DatabaseSpec) -> Callable[[str, str], str]:
     return build
 
 
-async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, grace_seconds: int = 0) -> None:
-    """Out of the read-write Service first, then stop it (the StatefulSet brings the pod back,
-    and its entrypoint, reading the new target, rewinds and follows)."""
-    if not pod_exists:
+# Run by the server itself as its own OS user: an immediate stop of this very postgres. The
+# container then exits and restarts, and the entrypoint rewinds it into a replica.
+STOP_ITSELF = "COPY (SELECT 1) TO PROGRAM 'pg_ctl stop -m immediate -D \"$PGDATA\"'"
+
+
+async def stop_postgres(dsn: str | None) -> bool:
+    """Stop a reachable postgres at once, from inside; True when it went down (or was already
+    down). A force-deleted pod's container can live on for seconds, writable; this cannot."""
+    if dsn is None:
+        return False
+    try:
+        async with instance_control.admin_connection(dsn, connect_timeout_s=1.0) as conn:
+            await conn.execute(STOP_ITSELF)
+    except (OSError, TimeoutError, psycopg.Error) as exc:
+        # The server dying under our own command ends the connection: that is success.
+        return "terminat" in str(exc) or "closed" in str(exc) or "immediate" in str(exc)
+    return True
+
+
+async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, dsn: str | None = None) -> None:
+    """Out of the read-write Service first, then stop its postgres: from inside when it is
+    reachable (fast, and the pod stays), else by deleting the pod (grace 0). Either way it
+    comes back through the entrypoint, which reads the new target, rewinds and follows."""
+    if pod_exists:
+        await asyncio.to_thread(pods.set_role_label, db.namespace, pod, names.ROLE_FENCED)
+    if await stop_postgres(dsn):
         return
-    await asyncio.to_thread(pods.set_role_label, db.namespace, pod, names.ROLE_FENCED)
-    await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, grace_seconds)
+    if pod_exists:
+        await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, 0)
 
 
 async def detach_replicas(dsns: dict[str, str], settle_s: float = 2.0) -> list[str]:
