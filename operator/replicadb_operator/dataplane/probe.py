@@ -38,8 +38,11 @@ SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('synchronous_standby_names') AS synchronous_standby_names
 """
 
+# received_tli stays on the old timeline until WAL of the new one arrives (an idle primary
+# after a failover sends none); receive_start_tli is the timeline streaming started on.
 _RECEIVER_SQL = """
-SELECT status, sender_host, sender_port, received_tli, slot_name
+SELECT status, sender_host, sender_port,
+       greatest(received_tli, receive_start_tli) AS received_tli, slot_name
 FROM pg_stat_wal_receiver
 """
 
