@@ -95,12 +95,18 @@ class TopologyMonitor:
             # Merged, not replaced: a standby missing for a moment (reconnecting after a
             # restart of the primary) may still hold acknowledged commits.
             self._sync_states.update({p.application_name: p.sync_state for p in probe.replication})
+            # A standby the primary itself streams to follows its timeline, whatever the
+            # standby's received_tli says (it lags until WAL of the new timeline arrives).
+            for peer in probe.replication:
+                if peer.state == "streaming" and probe.timeline is not None:
+                    self._timelines[peer.application_name] = probe.timeline
         else:
             self._failures += 1
 
     def _candidate(self, probe: ProbeResult) -> Candidate:
         if probe.streaming and probe.timeline is not None:
-            self._timelines[probe.name] = probe.timeline
+            known = self._timelines.get(probe.name, 0)
+            self._timelines[probe.name] = max(known, probe.timeline)
         return Candidate(
             name=probe.name,
             healthy=probe.is_replica,
