@@ -28,6 +28,9 @@ BASE_PARAMETERS: dict[str, str] = {
     "wal_sender_timeout": "10s",
     "wal_receiver_timeout": "10s",
     "recovery_target_timeline": "latest",
+    # A standby whose primary_conninfo changed while its WAL receiver was stopped (detached
+    # during a failover) retries streaming after this long; the default 5 s adds to RTO.
+    "wal_retrieve_retry_interval": "500ms",
     "password_encryption": "scram-sha-256",
     "max_connections": "100",
     "shared_buffers": "128MB",
