@@ -170,3 +170,32 @@ async def test_promote_is_safe_to_repeat(topology: LocalTopology) -> None:
     assert first > 0
     assert again == 0.0
     assert scalar(topology.dsn("pg-1"), "SELECT pg_is_in_recovery()") is False
+
+
+async def test_detached_replica_streams_from_the_new_primary_once_repointed(
+    topology: LocalTopology,
+) -> None:
+    """The operator's failover detaches every replica from the old primary before choosing.
+    A replica whose WAL receiver was down (its primary killed) must still follow the new
+    primary at once when repointed."""
+    from replicadb_operator.monitoring.failover_steps import detach_replicas
+
+    execute(topology.dsn("pg-0"), "CREATE TABLE t (id int)")
+    eventually(lambda: caught_up(topology.dsn("pg-0"), topology.dsn("pg-2")))
+    topology.kill("pg-0")
+    eventually(
+        lambda: scalar(topology.dsn("pg-2"), "SELECT count(*) FROM pg_stat_wal_receiver") == 0,
+        what="pg-2's receiver notices the dead primary",
+    )
+    failed = await detach_replicas({"pg-1": topology.dsn("pg-1"), "pg-2": topology.dsn("pg-2")})
+    assert failed == []
+    await instance_control.promote(topology.dsn("pg-1"))
+    await instance_control.repoint_replica(
+        topology.dsn("pg-2"), topology.follower_conninfo("pg-1", "pg-2")
+    )
+    execute(topology.dsn("pg-1"), "INSERT INTO t VALUES (7)")
+    eventually(
+        lambda: scalar(topology.dsn("pg-2"), "SELECT count(*) FROM t WHERE id = 7") == 1,
+        timeout_s=5,
+        what="pg-2 streams from pg-1 within 5 s",
+    )

@@ -84,17 +84,26 @@ async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, dsn: str | None = 
         await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, 0)
 
 
+# Where a detached standby streams from: a socket directory that does not exist, so every
+# attempt fails at once. Not an empty primary_conninfo: seen on the local cluster, a standby
+# whose WAL receiver was down when its conninfo went empty slept through the change back
+# (no receiver started, no retry logged) until other WAL woke it up.
+DETACHED_CONNINFO = "host=/nonexistent/replicadb-detached port=5432 connect_timeout=1"
+
+
 async def detach_replicas(dsns: dict[str, str], settle_s: float = 2.0) -> list[str]:
-    """Stop every reachable replica streaming (empty primary_conninfo), then wait until their
-    WAL receivers are gone, so that received positions no longer move. Returns the replicas
-    that could not be detached (unreachable: they receive nothing either)."""
+    """Stop every reachable replica streaming from the old primary, then wait until none
+    streams, so that received positions no longer move. Returns the replicas that could not
+    be detached (unreachable: they receive nothing either)."""
 
     async def detach(dsn: str) -> None:
-        await instance_control.repoint_replica(dsn, "")
+        await instance_control.repoint_replica(dsn, DETACHED_CONNINFO)
         deadline = time.monotonic() + settle_s
         async with instance_control.admin_connection(dsn) as conn:
             while time.monotonic() < deadline:
-                cur = await conn.execute("SELECT count(*) FROM pg_stat_wal_receiver")
+                cur = await conn.execute(
+                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+                )
                 row = await cur.fetchone()
                 if row is not None and row[0] == 0:
                     return
