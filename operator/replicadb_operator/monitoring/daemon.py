@@ -29,6 +29,7 @@ from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
 log = logging.getLogger(__name__)
+STUCK_REPLICA_S = 10.0
 
 
 def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
@@ -53,6 +54,7 @@ class DatabaseDaemon:
         self.blocked_reason: str | None = None
         self.primary_seen: tuple[str, int] | None = None  # (pod uid, restarts) while healthy
         self.incident = False  # the primary failed a probe and has not recovered since
+        self.not_streaming_since: dict[str, float] = {}
         self._password: tuple[float, str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -125,6 +127,7 @@ class DatabaseDaemon:
             return
         await self._keep_labels(db, snapshot, pod_map)
         await self._keep_sync_standbys(db, snapshot, pod_map)
+        await self._restart_stuck_replicas(snapshot)
         await self._write_summary(db, status, snapshot, pod_map)
 
     # -- roles -------------------------------------------------------------------------------
@@ -165,6 +168,33 @@ class DatabaseDaemon:
         if want != primary.synchronous_standby_names and dsn is not None:
             await instance_control.set_synchronous_standby_names(dsn, want)
             log.info("%s: synchronous_standby_names = %r", db.name, want)
+
+    async def _restart_stuck_replicas(self, snapshot: TopologySnapshot) -> None:
+        """A replica that is up but has not streamed from a healthy primary for
+        ``STUCK_REPLICA_S`` is restarted (from inside): its entrypoint points it at the
+        current primary again. Seen after repointing: a standby that stays asleep."""
+        primary = snapshot.probes.get(snapshot.primary)
+        now = time.monotonic()
+        for name, probe in snapshot.probes.items():
+            stuck = (
+                primary is not None
+                and primary.is_primary
+                and name != snapshot.primary
+                and probe.is_replica
+                and not probe.streaming
+            )
+            if not stuck:
+                self.not_streaming_since.pop(name, None)
+                continue
+            since = self.not_streaming_since.setdefault(name, now)
+            if now - since >= STUCK_REPLICA_S and self.monitor is not None:
+                self.not_streaming_since.pop(name, None)
+                await self.event(
+                    "Warning",
+                    "ReplicaRestarted",
+                    f"{name} has not streamed from {snapshot.primary} for {now - since:.0f} s",
+                )
+                await failover_steps.stop_postgres(self.monitor.dsn_of(name))
 
     # -- failover ----------------------------------------------------------------------------
     def _primary_failed(

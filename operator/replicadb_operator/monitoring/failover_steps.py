@@ -96,17 +96,24 @@ async def detach_replicas(dsns: dict[str, str], settle_s: float = 2.0) -> list[s
     streams, so that received positions no longer move. Returns the replicas that could not
     be detached (unreachable: they receive nothing either)."""
 
+    streaming_sql = "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+
+    async def streaming(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+        row = await (await conn.execute(streaming_sql)).fetchone()
+        return row is not None and row[0] != 0
+
     async def detach(dsn: str) -> None:
-        await instance_control.repoint_replica(dsn, DETACHED_CONNINFO)
-        deadline = time.monotonic() + settle_s
         async with instance_control.admin_connection(dsn) as conn:
+            # A standby that streams from nobody acknowledges nothing: leave it alone (two
+            # primary_conninfo changes in a row can leave a standby that is not streaming
+            # asleep, see DETACHED_CONNINFO).
+            if not await streaming(conn):
+                return
+            await instance_control.repoint_replica(dsn, DETACHED_CONNINFO)
+            deadline = time.monotonic() + settle_s
             while time.monotonic() < deadline:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"
-                )
-                row = await cur.fetchone()
-                if row is not None and row[0] == 0:
-                    return
+                if not await streaming(conn):
+                    break
                 await asyncio.sleep(0.02)
 
     names_ = list(dsns)
