@@ -179,6 +179,8 @@ def _from_env(environ: Mapping[str, str]) -> RouterConfig:
         sslkey=env.text("SSLKEY"),
         connect_timeout_s=env.integer("CONNECT_TIMEOUT", 2),
         application_name=env.text("APPLICATION_NAME") or "router_lib",
+        tcp_user_timeout_ms=env.integer("TCP_USER_TIMEOUT_MS", 5000) or None,
+        keepalives_idle_s=env.integer("KEEPALIVES_IDLE", 5) or None,
     )
     cache = CacheConfig(
         mode=env.text("CACHE") or "off",

@@ -24,6 +24,14 @@ class ConnectionSettings:
     sslkey: str | None = None
     connect_timeout_s: int = 2  # libpq's minimum effective value is 2 s
     application_name: str | None = "router_lib"
+    # A server that vanishes from the network (a primary cut off, a pod deleted with its
+    # address) sends no reset: without these a request in flight hangs for TCP's minutes.
+    # Data unacknowledged this long fails the connection; an idle wait is checked by
+    # keepalives (idle, interval, count). Neither cuts short a long query on a live server.
+    tcp_user_timeout_ms: int | None = 5000
+    keepalives_idle_s: int | None = 5
+    keepalives_interval_s: int = 1
+    keepalives_count: int = 3
 
     def _values(self) -> dict[str, str | int]:
         values: dict[str, str | int | None] = {
@@ -36,7 +44,15 @@ class ConnectionSettings:
             "sslkey": self.sslkey,
             "connect_timeout": self.connect_timeout_s,
             "application_name": self.application_name,
+            "tcp_user_timeout": self.tcp_user_timeout_ms,
         }
+        if self.keepalives_idle_s is not None:
+            values |= {
+                "keepalives": 1,
+                "keepalives_idle": self.keepalives_idle_s,
+                "keepalives_interval": self.keepalives_interval_s,
+                "keepalives_count": self.keepalives_count,
+            }
         return {key: value for key, value in values.items() if value is not None}
 
     def for_address(self, host: str, port: int) -> str:

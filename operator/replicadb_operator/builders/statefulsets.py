@@ -129,7 +129,7 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
         # startup probe has already checked that PostgreSQL accepts connections.
         "readinessProbe": {
             "tcpSocket": {"port": names.PG_PORT},
-            "periodSeconds": 2,
+            "periodSeconds": 1,
             "timeoutSeconds": 1,
             "failureThreshold": 2,
         },

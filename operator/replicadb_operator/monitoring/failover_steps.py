@@ -64,7 +64,7 @@ async def stop_postgres(dsn: str | None) -> bool:
     if dsn is None:
         return False
     try:
-        async with instance_control.admin_connection(dsn, connect_timeout_s=1.0) as conn:
+        async with instance_control.admin_connection(dsn, connect_timeout_s=0.5) as conn:
             await conn.execute(STOP_ITSELF)
     except (OSError, TimeoutError, psycopg.Error) as exc:
         # The server dying under our own command ends the connection: that is success.
