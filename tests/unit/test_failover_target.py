@@ -10,6 +10,7 @@ from replicadb_operator.dataplane.failover_target import (
     SyncMethod,
     SyncRequirement,
     choose_failover_target,
+    wal_end,
 )
 
 
@@ -32,6 +33,12 @@ def test_highest_received_wins_then_replayed_then_name() -> None:
     tied = [cand("a", 950, 800), cand("b", 950, 900)]
     assert choose_failover_target(tied, POLICY).target == "b"
     assert choose_failover_target([cand("b", 950), cand("a", 950)], POLICY).target == "a"
+
+
+def test_a_restarted_standby_counts_the_wal_it_replayed_not_its_reset_receive_position() -> None:
+    restarted = cand("a", receive=0x6000000, replay=0x6009538)
+    streaming = cand("b", receive=0x6009000, replay=0x6009000)
+    assert choose_failover_target([restarted, streaming], POLICY).target == "a"
 
 
 def test_unhealthy_and_other_timeline_are_refused_with_reasons() -> None:
@@ -123,14 +130,11 @@ def test_chosen_target_obeys_every_rule(
             assert chosen.name in policy.synchronous.members
         elif policy.max_lag_bytes is not None:
             assert policy.last_primary_lsn is not None
-            assert policy.last_primary_lsn - chosen.receive_lsn <= policy.max_lag_bytes
-    # Nobody else that passed the same rules is further ahead.
+            assert policy.last_primary_lsn - wal_end(chosen) <= policy.max_lag_bytes
+    # Nobody else that passed the same rules holds more WAL.
     for other in candidates:
         if other.name != chosen.name and choice.rejected[other.name].startswith("less advanced"):
-            assert (other.receive_lsn or 0, other.replay_lsn or 0) <= (
-                chosen.receive_lsn or 0,
-                chosen.replay_lsn or 0,
-            )
+            assert wal_end(other) <= wal_end(chosen)
 
 
 @given(candidates_strategy, policy_strategy)

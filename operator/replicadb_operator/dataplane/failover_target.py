@@ -8,8 +8,9 @@ Rules, in order:
    every acknowledged commit (at least ``members - n + 1`` of them);
 4. a candidate behind the primary's last known position by more than the allowed lag is
    refused (data would be lost); ``force`` lifts rules 3 and 4, never 1 and 2;
-5. among those left, the highest received LSN wins (nothing it has flushed is lost), then
-   the highest replayed LSN (it is ready to serve sooner), then the name (determinism).
+5. among those left, the most WAL wins (received or replayed, whichever is further: nothing
+   it has flushed is lost), then the highest replayed LSN (it is ready to serve sooner), then
+   the name (determinism).
 """
 
 from __future__ import annotations
@@ -75,14 +76,21 @@ class FailoverChoice:
     reason: str = ""
 
 
+def wal_end(candidate: Candidate) -> int:
+    """How much WAL the standby holds: received, or replayed when that is further (after a
+    restart pg_last_wal_receive_lsn() restarts at the segment where streaming resumes,
+    below WAL already on disk and replayed)."""
+    return max(candidate.receive_lsn or 0, candidate.replay_lsn or 0)
+
+
 def _position(candidate: Candidate) -> tuple[int, int]:
-    return (candidate.receive_lsn or 0, candidate.replay_lsn or 0)
+    return (wal_end(candidate), candidate.replay_lsn or 0)
 
 
 def _lag(candidate: Candidate, policy: FailoverPolicy) -> int | None:
     if policy.last_primary_lsn is None or candidate.receive_lsn is None:
         return None
-    return lsn_distance(policy.last_primary_lsn, candidate.receive_lsn)
+    return lsn_distance(policy.last_primary_lsn, wal_end(candidate))
 
 
 def _rejection(candidate: Candidate, policy: FailoverPolicy) -> str | None:

@@ -182,8 +182,11 @@ def prepare_instance(
         else:
             _rewind_or_clone(settings, follow, bindir, run_as, log)
     elif decision.action is BootstrapAction.START_REPLICA and follow is not None:
-        # The primary may have changed while this pod was away: follow the current one.
-        datadir.make_standby(settings.pgdata, settings.follow_conninfo(follow))
+        # The primary may have changed while this pod was away, and this standby may hold
+        # WAL the new primary never had (it streamed from the old one until the end): a
+        # rewind is a no-op when nothing diverged, and the only way back when something did.
+        (settings.pgdata / "standby.signal").unlink(missing_ok=True)  # single-user recovery
+        _rewind_or_clone(settings, follow, bindir, run_as, log)
     # pg_basebackup and pg_rewind copied the source's file; point it at our own mount again.
     write_config_include(settings)
     return decision
