@@ -67,6 +67,14 @@ def test_a_replaced_pod_fails_over_after_one_failed_probe() -> None:
     assert run([(0, POD), (1, replaced)])[1] == "db-primary-0's pod was deleted and replaced"
 
 
-def test_a_restart_while_all_probes_succeed_is_no_failure() -> None:
+def test_a_restart_between_two_probes_is_still_a_failure() -> None:
+    restarted = replace(POD, restarts=1, ready=False)
+    verdicts = run([(0, POD), (0, restarted)])
+    assert verdicts[0] is None
+    assert verdicts[1] is not None
+    assert "died" in verdicts[1]
+
+
+def test_a_restart_seen_while_ready_and_answering_is_history() -> None:
     restarted = replace(POD, restarts=1)
-    assert run([(0, POD), (0, restarted), (1, restarted)]) == [None, None, None]
+    assert run([(0, restarted), (1, restarted)]) == [None, None]

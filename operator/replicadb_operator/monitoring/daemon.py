@@ -214,11 +214,16 @@ class DatabaseDaemon:
             self.primary_seen = (pod.uid, pod.restarts)
             self.incident = False
             return None
-        if failures >= 1:
+        seen = self.primary_seen
+        died = (
+            pod is not None and seen is not None and (seen[0] != pod.uid or pod.restarts > seen[1])
+        )
+        if failures >= 1 or died:
+            # A restart between two probes hides from the probes (the second attempt on a
+            # fresh connection succeeds); the restart count does not.
             self.incident = True
         if not self.incident:
             return None
-        seen = self.primary_seen
         if pod is None or pod.gone:
             if failures >= db.failover.failure_threshold:
                 return f"{snapshot.primary} failed {failures} probes and its pod is gone"
