@@ -29,7 +29,7 @@ from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
 log = logging.getLogger(__name__)
-STUCK_REPLICA_S = 10.0
+STUCK_REPLICA_S = 5.0
 
 
 def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
