@@ -49,6 +49,12 @@ test: deps lint typecheck ## the test command: install, lint, typecheck, run eve
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) e2e-ci
 
+.PHONY: demo
+demo: deps ## the main job: local cluster (or $$KUBECONFIG), images, operator, sample database, workload, live lag
+	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m e2e.demo; \
+	else $(MAKE) --no-print-directory cluster-up && \
+	  KUBECONFIG=/var/lib/replicadb-cluster/admin.kubeconfig $(PY) -m e2e.demo; fi
+
 .PHONY: local-up
 local-up: deps ## start a local primary + 2 streaming replicas + PgBouncer and print their lag
 	$(VENV)/bin/replicadb-local up --replicas 2
