@@ -29,7 +29,7 @@ from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
 log = logging.getLogger(__name__)
-STUCK_REPLICA_S = 5.0
+STUCK_REPLICA_S = 3.0
 
 
 def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
@@ -171,8 +171,9 @@ class DatabaseDaemon:
 
     async def _restart_stuck_replicas(self, snapshot: TopologySnapshot) -> None:
         """A replica that is up but has not streamed from a healthy primary for
-        ``STUCK_REPLICA_S`` is restarted (from inside): its entrypoint points it at the
-        current primary again. Seen after repointing: a standby that stays asleep."""
+        ``STUCK_REPLICA_S`` gets a new pod, whose entrypoint rewinds it if it diverged and
+        points it at the current primary. Seen after repointing: a standby that stays asleep
+        (no WAL receiver started, nothing logged)."""
         primary = snapshot.probes.get(snapshot.primary)
         now = time.monotonic()
         for name, probe in snapshot.probes.items():
@@ -194,7 +195,9 @@ class DatabaseDaemon:
                     "ReplicaRestarted",
                     f"{name} has not streamed from {snapshot.primary} for {now - since:.0f} s",
                 )
-                await failover_steps.stop_postgres(self.monitor.dsn_of(name))
+                # A new pod, not a container restart: seen on the cluster, a standby that
+                # slept through a repoint did the same again after a restart in place.
+                await asyncio.to_thread(kube_status.delete_pod, self.namespace, name, 5)
 
     # -- failover ----------------------------------------------------------------------------
     def _primary_failed(
