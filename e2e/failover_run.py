@@ -104,6 +104,27 @@ class WritableSampler(threading.Thread):
             time.sleep(0.1)
 
 
+def wait_settled(
+    api: client.ApiClient, namespace: str, name: str, hold_s: float = 3.0, timeout_s: float = 300
+) -> dict[str, Any]:
+    """Healthy, with every replica streaming, for ``hold_s`` in a row: a fault injected while
+    the last failover's former primary is still rejoining measures something else."""
+    settled_since: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = ops.status(api, namespace, name)
+        replicas = [i for i in st.get("instances") or [] if i["name"] != st.get("primary")]
+        ok = st.get("phase") == "Healthy" and all(i.get("state") == "streaming" for i in replicas)
+        if not ok:
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since >= hold_s:
+            return st
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} did not settle within {timeout_s} s")
+
+
 def make_router(namespace: str, name: str, app_password: str) -> router_lib.Router:
     return router_lib.Router(
         router_lib.RouterConfig(
@@ -121,7 +142,7 @@ def measure_failover(
     api: client.ApiClient, namespace: str, name: str, kind: str, timeout_s: float = 120
 ) -> FailoverRun:
     core = client.CoreV1Api(api)
-    status = ops.wait_status(api, namespace, name, "healthy before the fault", 300, phase="Healthy")
+    status = wait_settled(api, namespace, name)
     old = str(status["primary"])
     app_password = ops.secret_value(api, namespace, f"{name}-app", "password")
     password = ops.secret_value(api, namespace, f"{name}-superuser", "password")
