@@ -56,6 +56,18 @@ def reconcile(
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
+    reconcile_and_patch(name, namespace, uid, spec, status, meta, patch)
+
+
+def reconcile_and_patch(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+) -> None:
     namespace = namespace or "default"  # the resource is namespaced; Kopf types it loosely
     started = time.monotonic()
     try:
@@ -80,6 +92,22 @@ def reconcile(
         patch.status["invalidSpec"] = None
     if status.get("observedGeneration") != meta.get("generation"):
         patch.status["observedGeneration"] = meta.get("generation")
+
+
+# Besides changes of the object: a rolling restart goes on (replicas first, then the primary)
+# with no change to react to, and objects deleted by hand come back.
+@kopf.timer(*RESOURCE, interval=30.0, initial_delay=30.0)
+def reconcile_periodically(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    reconcile_and_patch(name, namespace, uid, spec, status, meta, patch)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)

@@ -96,7 +96,7 @@ def _spread(db: DatabaseSpec) -> list[dict[str, Any]]:
     ]
 
 
-def pod_template(db: DatabaseSpec) -> dict[str, Any]:
+def pod_template(db: DatabaseSpec, restart_hash: str | None = None) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": names.config_map(db)}},
         _secrets_volume(db),
@@ -159,7 +159,9 @@ def pod_template(db: DatabaseSpec) -> dict[str, Any]:
     return {
         "metadata": {
             "labels": {**names.common_labels(db), **names.instance_selector(db)},
-            "annotations": {names.ANNOTATION_RESTART_HASH: restart_parameters_hash(db)},
+            "annotations": {
+                names.ANNOTATION_RESTART_HASH: restart_hash or restart_parameters_hash(db)
+            },
         },
         "spec": spec,
     }
@@ -175,9 +177,11 @@ def _claim(db: DatabaseSpec) -> dict[str, Any]:
     return {"metadata": {"name": "data"}, "spec": spec}
 
 
-def statefulset(db: DatabaseSpec, set_name: str, replicas: int) -> K8sObject:
+def statefulset(
+    db: DatabaseSpec, set_name: str, replicas: int, restart_hash: str | None = None
+) -> K8sObject:
     selector = {**names.instance_selector(db), names.LABEL_SET: set_name}
-    template = pod_template(db)
+    template = pod_template(db, restart_hash)
     template["metadata"]["labels"][names.LABEL_SET] = set_name
     return {
         "apiVersion": "apps/v1",
@@ -200,8 +204,10 @@ def statefulset(db: DatabaseSpec, set_name: str, replicas: int) -> K8sObject:
     }
 
 
-def primary_statefulset(db: DatabaseSpec) -> K8sObject:
-    return statefulset(db, names.primary_set(db), 1)
+def primary_statefulset(db: DatabaseSpec, restart_hash: str | None = None) -> K8sObject:
+    """``restart_hash`` holds the primary back on its current parameters while the replicas
+    restart with new ones (replicas first; see reconcile.primary_restart_hash)."""
+    return statefulset(db, names.primary_set(db), 1, restart_hash)
 
 
 def replica_statefulset(db: DatabaseSpec, replicas: int | None = None) -> K8sObject:

@@ -25,6 +25,7 @@ from replicadb_operator.dataplane.probe import ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import failover_steps, metrics, pods, status_model
+from replicadb_operator.monitoring.config_reload import ConfigReloader
 from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
@@ -55,6 +56,7 @@ class DatabaseDaemon:
         self.primary_seen: tuple[str, int] | None = None  # (pod uid, restarts) while healthy
         self.incident = False  # the primary failed a probe and has not recovered since
         self.not_streaming_since: dict[str, float] = {}
+        self.reloader = ConfigReloader()
         self._password: tuple[float, str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -128,6 +130,13 @@ class DatabaseDaemon:
         await self._keep_labels(db, snapshot, pod_map)
         await self._keep_sync_standbys(db, snapshot, pod_map)
         await self._restart_stuck_replicas(snapshot)
+        reachable = {
+            n: d
+            for n, d in dsns.items()
+            if snapshot.probes.get(n, None) is not None and snapshot.probes[n].reachable
+        }
+        if reloaded := await self.reloader.reload_where_needed(db, reachable):
+            log.info("%s: configuration reloaded on %s", db.name, ", ".join(reloaded))
         await self._write_summary(db, status, snapshot, pod_map)
 
     # -- roles -------------------------------------------------------------------------------
