@@ -137,6 +137,18 @@ def test_sample_database_end_to_end(
     status_writes = sum(v for k, v in delta.items() if k[1] == crd.PLURAL)
     assert status_writes <= 60 / 5 + 1, f"{status_writes} status writes in 60 s"
 
+    step("a reloadable parameter reaches every instance without a restart")
+    ops.patch_database(
+        api_client, namespace, NAME, {"spec": {"postgres": {"parameters": {"work_mem": "24MB"}}}}
+    )
+    started_before = {}
+    for pod in instance_pods(api_client, namespace):
+        started_before[pod.metadata.name] = pod.status.container_statuses[0].restart_count
+        pod_ip = pod.status.pod_ip
+        ops.eventually_query({"host": pod_ip, "password": password}, "SHOW work_mem", "24MB", 180)
+    for pod in instance_pods(api_client, namespace):
+        assert pod.status.container_statuses[0].restart_count == started_before[pod.metadata.name]
+
     step("scale to 3 replicas, then back to 1")
     ops.patch_database(api_client, namespace, NAME, {"spec": {"replicas": 3}})
     ops.wait_status(
