@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from replicadb_operator.dataplane.monitor import TopologySnapshot
-from replicadb_operator.monitoring.daemon import DatabaseDaemon
+from replicadb_operator.monitoring.failure_detection import PrimaryFailureDetector
 from replicadb_operator.monitoring.pods import InstancePod
 from replicadb_operator.spec import parse_spec
 
@@ -36,8 +36,8 @@ def snap(failures: int) -> TopologySnapshot:
 
 
 def run(steps: list[tuple[int, InstancePod | None]]) -> list[str | None]:
-    daemon = DatabaseDaemon("ns", "db", "uid")
-    return [daemon._primary_failed(DB, snap(f), pod) for f, pod in steps]
+    detector = PrimaryFailureDetector()
+    return [detector.verdict(DB, snap(f), pod) for f, pod in steps]
 
 
 def test_unreachable_but_ready_never_fails_over() -> None:

@@ -26,22 +26,13 @@ from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import failover_steps, metrics, pods, status_model
 from replicadb_operator.monitoring.config_reload import ConfigReloader
+from replicadb_operator.monitoring.failure_detection import PrimaryFailureDetector
+from replicadb_operator.monitoring.switchover import run_switchover
 from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
 log = logging.getLogger(__name__)
 STUCK_REPLICA_S = 3.0
-
-
-def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
-    """What status says while a failover or switchover is under way (see failover_steps)."""
-    return {
-        "from": old,
-        "to": target,
-        "reason": reason,
-        "kind": kind,
-        "since": status_model.now_iso(),
-    }
 
 
 class DatabaseDaemon:
@@ -53,8 +44,7 @@ class DatabaseDaemon:
         self.last_write_at = 0.0
         self.last_phase: str | None = None
         self.blocked_reason: str | None = None
-        self.primary_seen: tuple[str, int] | None = None  # (pod uid, restarts) while healthy
-        self.incident = False  # the primary failed a probe and has not recovered since
+        self.detector = PrimaryFailureDetector()
         self.not_streaming_since: dict[str, float] = {}
         self.reloader = ConfigReloader()
         self._password: tuple[float, str] | None = None
@@ -123,7 +113,7 @@ class DatabaseDaemon:
                 await self.event("Normal", "Initialized", f"{primary} is the primary")
         elif switch_to := annotations.get(names.ANNOTATION_SWITCHOVER):
             force = annotations.get(names.ANNOTATION_FORCE, "").lower() == "true"
-            await self._switchover(db, snapshot, dsns, pod_map, switch_to, force)
+            await run_switchover(self, db, snapshot, dsns, pod_map, switch_to, force)
             return
         elif await self._maybe_fail_over(db, snapshot, dsns, pod_map):
             return
@@ -209,45 +199,6 @@ class DatabaseDaemon:
                 await asyncio.to_thread(kube_status.delete_pod, self.namespace, name, 5)
 
     # -- failover ----------------------------------------------------------------------------
-    def _primary_failed(
-        self, db: DatabaseSpec, snapshot: TopologySnapshot, pod: pods.InstancePod | None
-    ) -> str | None:
-        """Why the primary counts as failed, or None. Probes alone never decide: Kubernetes
-        must agree. An incident starts with the first failed probe and lasts until the pod is
-        Ready and answering again. Within it, a pod gone or not Ready for ``failureThreshold``
-        probes confirms the failure, and so does, at once, a sign that postgres itself died:
-        its container not running, restarted, or the pod replaced (a new UID). Without the
-        latter, the kubelet or the StatefulSet would bring the old primary back before the
-        threshold, with its clients gone and its state lost."""
-        failures = snapshot.primary_failures
-        healthy = failures == 0 and pod is not None and pod.ready and not pod.container_down
-        if healthy:
-            assert pod is not None
-            self.primary_seen = (pod.uid, pod.restarts)
-            self.incident = False
-            return None
-        seen = self.primary_seen
-        died = (
-            pod is not None and seen is not None and (seen[0] != pod.uid or pod.restarts > seen[1])
-        )
-        if failures >= 1 or died:
-            # A restart between two probes hides from the probes (the second attempt on a
-            # fresh connection succeeds); the restart count does not.
-            self.incident = True
-        if not self.incident:
-            return None
-        if pod is None or pod.gone:
-            if failures >= db.failover.failure_threshold:
-                return f"{snapshot.primary} failed {failures} probes and its pod is gone"
-            return None
-        if seen is not None and seen[0] != pod.uid:
-            return f"{snapshot.primary}'s pod was deleted and replaced"
-        if (seen is not None and pod.restarts > seen[1]) or pod.container_down:
-            return f"postgres in {snapshot.primary} died (its container stopped)"
-        if failures >= db.failover.failure_threshold and not pod.ready:
-            return f"{snapshot.primary} failed {failures} probes and its pod is not Ready"
-        return None  # unreachable from here, but Kubernetes says it is fine
-
     async def _maybe_fail_over(
         self,
         db: DatabaseSpec,
@@ -255,7 +206,7 @@ class DatabaseDaemon:
         dsns: dict[str, str],
         pod_map: dict[str, pods.InstancePod],
     ) -> bool:
-        reason = self._primary_failed(db, snapshot, pod_map.get(snapshot.primary))
+        reason = self.detector.verdict(db, snapshot, pod_map.get(snapshot.primary))
         if reason is None:
             if snapshot.primary_failures == 0:
                 self.blocked_reason = None
@@ -296,7 +247,7 @@ class DatabaseDaemon:
                 "targetPrimary": tentative,
                 "phase": "FailingOver",
                 "failoverBlocked": None,
-                "failover": failover_record(old, tentative, reason, "failover"),
+                "failover": failover_steps.failover_record(old, tentative, reason, "failover"),
             }
         )
         await self.event("Warning", "FailingOver", f"{old}: {reason}")
@@ -319,15 +270,14 @@ class DatabaseDaemon:
             await self.write_status(
                 {
                     "targetPrimary": target,
-                    "failover": failover_record(old, target, reason, "failover"),
+                    "failover": failover_steps.failover_record(old, target, reason, "failover"),
                 }
             )
         outcome = await failover_steps.promote_and_record(
             db, old, target, lag_bytes, dsns, self.write_status, reason, "failover", started
         )
         self.blocked_reason = None
-        self.primary_seen = None
-        self.incident = False
+        self.detector.reset()
         if self.monitor is not None:
             self.monitor.set_primary(outcome.new_primary)
         await self.event(
@@ -369,95 +319,6 @@ class DatabaseDaemon:
         if self.monitor is not None:
             self.monitor.set_primary(outcome.new_primary)
         await self.event("Normal", "FailedOver", f"{target} is the primary (resumed)")
-
-    async def _switchover(
-        self,
-        db: DatabaseSpec,
-        snapshot: TopologySnapshot,
-        dsns: dict[str, str],
-        pod_map: dict[str, pods.InstancePod],
-        target: str,
-        force: bool,
-    ) -> None:
-        """Planned, zero-loss: fence the primary, let it shut down cleanly (a fast shutdown
-        sends all its WAL to the standbys), wait until the target replayed all of it, promote."""
-
-        async def done() -> None:
-            await asyncio.to_thread(
-                kube_status.annotate,
-                db.namespace,
-                db.name,
-                {names.ANNOTATION_SWITCHOVER: None, names.ANNOTATION_FORCE: None},
-            )
-
-        old = snapshot.primary
-        if target == old:
-            await done()
-            return
-        probe = snapshot.probes.get(target)
-        lag = snapshot.lags.get(target)
-        if probe is None or not probe.is_replica:
-            await self.event("Warning", "SwitchoverRefused", f"{target} is not a healthy replica")
-            await done()
-            return
-        if not force and lag is not None and (lag.replay_bytes or 0) > db.failover.max_lag_bytes:
-            await self.event(
-                "Warning",
-                "SwitchoverRefused",
-                f"{target} is {lag.replay_bytes} bytes behind, more than "
-                f"spec.failover.maxLagBytes; annotate {names.ANNOTATION_FORCE}=true to force",
-            )
-            await done()
-            return
-        started = time.monotonic()
-        final_lsn = snapshot.last_primary_lsn
-        old_dsn = dsns.get(old)
-        await self.write_status(
-            {
-                "targetPrimary": target,
-                "phase": "SwitchingOver",
-                "failover": {
-                    "from": old,
-                    "to": target,
-                    "reason": "switchover requested",
-                    "since": status_model.now_iso(),
-                },
-            }
-        )
-        await asyncio.to_thread(pods.set_role_label, db.namespace, old, names.ROLE_FENCED)
-        if old_dsn is not None:
-            # No new writes; what was written so far is what the target must have.
-            try:
-                await instance_control.alter_system(
-                    old_dsn, {"default_transaction_read_only": "on"}
-                )
-                async with instance_control.admin_connection(old_dsn) as conn:
-                    await conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
-                        "AND application_name NOT LIKE 'replicadb-%'"
-                    )
-                final_lsn = await instance_control.current_wal_lsn(old_dsn)
-            except Exception as exc:  # the old primary died meanwhile: a failover's rules
-                log.warning("switchover: old primary unreachable: %s", exc)
-        if final_lsn is not None:
-            await failover_steps.wait_for_switchover_catch_up(dsns[target], final_lsn)
-        await asyncio.to_thread(kube_status.delete_pod, db.namespace, old, 30)
-        outcome = await failover_steps.promote_and_record(
-            db,
-            old,
-            target,
-            0,
-            dsns,
-            self.write_status,
-            "switchover requested",
-            "switchover",
-            started,
-        )
-        await done()
-        if self.monitor is not None:
-            self.monitor.set_primary(outcome.new_primary)
-        await self.event("Normal", "SwitchedOver", f"{old} -> {target} in {outcome.seconds:.2f} s")
 
     # -- status and metrics ------------------------------------------------------------------
     async def _write_summary(

@@ -41,6 +41,17 @@ class Outcome:
     seconds: float
 
 
+def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, str]:
+    """What status says while a failover or switchover is under way (see failover_steps)."""
+    return {
+        "from": old,
+        "to": target,
+        "reason": reason,
+        "kind": kind,
+        "since": now_iso(),
+    }
+
+
 def follower_conninfo(db: DatabaseSpec) -> Callable[[str, str], str]:
     """primary_conninfo for ``follower`` streaming from ``primary``, by the pod's DNS name,
     with the passfile the entrypoint writes in the pod."""
