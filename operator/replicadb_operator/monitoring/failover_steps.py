@@ -25,6 +25,7 @@ from replicadb_operator.builders.statefulsets import RUN_DIR
 from replicadb_operator.dataplane import instance_control
 from replicadb_operator.dataplane.conninfo import primary_conninfo
 from replicadb_operator.dataplane.failover import promote_target
+from replicadb_operator.dataplane.probe import InstanceProber, ProbeTimeouts
 from replicadb_operator.kube import status as kube_status
 from replicadb_operator.monitoring import metrics, pods
 from replicadb_operator.monitoring.status_model import now_iso
@@ -93,6 +94,20 @@ async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, dsn: str | None = 
         return
     if pod_exists:
         await asyncio.to_thread(kube_status.delete_pod, db.namespace, pod, 0)
+    # A deleted pod's container lives on for a moment: promote nobody while it still answers.
+    await wait_unreachable(dsn)
+
+
+async def wait_unreachable(dsn: str | None, timeout_s: float = 5.0) -> None:
+    if dsn is None:
+        return
+    prober = InstanceProber("fenced", dsn, ProbeTimeouts(connect_s=0.3, total_s=0.5))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and (await prober.probe()).reachable:
+            await asyncio.sleep(0.05)
+    finally:
+        await prober.close()
 
 
 # Where a detached standby streams from: a socket directory that does not exist, so every
