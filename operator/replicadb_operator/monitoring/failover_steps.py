@@ -104,7 +104,9 @@ async def wait_unreachable(dsn: str | None, timeout_s: float = 5.0) -> None:
     prober = InstanceProber("fenced", dsn, ProbeTimeouts(connect_s=0.3, total_s=0.5))
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline and (await prober.probe()).reachable:
+        while time.monotonic() < deadline:
+            if not (await prober.probe()).reachable:
+                break
             await asyncio.sleep(0.05)
     finally:
         await prober.close()
