@@ -82,6 +82,14 @@ crds: $(VENV)/.installed ## regenerate crds/ from the schema in operator/replica
 bench-router: deps ## router vs plain psycopg pool, classification, RYW, cache -> .bench/router.json
 	$(PY) -m bench.router
 
+.PHONY: bench-suite
+bench-suite: deps ## mixed workload: primary vs router vs poolers vs cache, PgBouncer sweep to 1000 clients -> .bench/suite.json + .png
+	$(PY) -m bench.suite $(BENCH_SUITE_ARGS)
+
+.PHONY: bench-suite-cluster
+bench-suite-cluster: $(VENV)/.installed ## the same suite against the demo's database on KUBECONFIG's cluster (after `make demo`)
+	KUBECONFIG=$(E2E_KUBECONFIG) $(PY) -m bench.suite --target cluster $(BENCH_SUITE_ARGS)
+
 .PHONY: clean
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench

@@ -1,4 +1,5 @@
-"""A local PgBouncer in front of the topology's primary, configured like the operator's pooler.
+"""A local PgBouncer in front of the topology's primary (or of its replicas, like the
+operator's read-only pool), configured like the operator's pooler.
 
 The userlist holds the SCRAM verifier read from pg_authid, not the password: PgBouncer
 authenticates clients with it and reuses the client's SCRAM keys to log in to the server.
@@ -31,19 +32,22 @@ class PoolerSettings:
 
 
 def pgbouncer_ini(
-    server_host: str,
+    server_hosts: str,
     listen_host: str,
     directory: Path,
     settings: PoolerSettings,
+    listen_port: int = PGBOUNCER_PORT,
 ) -> str:
+    """``server_hosts``: one address, or several separated by commas (PgBouncer 1.17+ opens
+    each new server connection to the next one in turn)."""
     return "\n".join(
         [
             "[databases]",
-            f"* = host={server_host} port={POSTGRES_PORT}",
+            f"* = host={server_hosts} port={POSTGRES_PORT}",
             "",
             "[pgbouncer]",
             f"listen_addr = {listen_host}",
-            f"listen_port = {PGBOUNCER_PORT}",
+            f"listen_port = {listen_port}",
             f"unix_socket_dir = {directory}",
             "auth_type = scram-sha-256",
             f"auth_file = {directory / 'userlist.txt'}",
@@ -59,17 +63,29 @@ def pgbouncer_ini(
 
 
 class LocalPgBouncer:
-    def __init__(self, topology: LocalTopology, settings: PoolerSettings | None = None) -> None:
+    """``servers``: the instances it pools (default: the primary); ``name`` and ``port`` tell
+    several of them apart on the topology's pooler address."""
+
+    def __init__(
+        self,
+        topology: LocalTopology,
+        settings: PoolerSettings | None = None,
+        servers: tuple[str, ...] | None = None,
+        name: str = "pgbouncer",
+        port: int = PGBOUNCER_PORT,
+    ) -> None:
         self.topology = topology
         self.settings = settings or PoolerSettings()
-        self.directory = topology.base / "pgbouncer"
+        self.servers = servers or (topology.primary,)
+        self.directory = topology.base / name
         self.host = topology.block.pooler
+        self.port = port
 
     def dsn(self, dbname: str = "postgres", **extra: str | int | None) -> str:
         return make_conninfo(
             "",
             host=self.host,
-            port=PGBOUNCER_PORT,
+            port=self.port,
             user=SUPERUSER,
             password=self.topology.password,
             dbname=dbname,
@@ -97,10 +113,11 @@ class LocalPgBouncer:
         ini = self.directory / "pgbouncer.ini"
         ini.write_text(
             pgbouncer_ini(
-                self.topology.instances[self.topology.primary].host,
+                ",".join(self.topology.instances[name].host for name in self.servers),
                 self.host,
                 self.directory,
                 self.settings,
+                self.port,
             )
         )
         for path in (userlist, ini):
