@@ -51,26 +51,22 @@ def deploy_operator(api: client.ApiClient) -> None:
         apply.ensure(doc)
         if doc["kind"] == "CustomResourceDefinition":
             wait_crd_established(api, doc["metadata"]["name"])
-    apps = client.AppsV1Api(api)
     kube.wait_for(
-        lambda: (
-            (
-                apps.read_namespaced_deployment(
-                    "replicadb-operator", "replicadb-system"
-                ).status.ready_replicas
-                or 0
-            )
-            >= 1
-        ),
+        lambda: deployment_ready(api, "replicadb-system", "replicadb-operator"),
         180,
-        "operator Deployment ready",
+        "operator Deployment ready (every replica)",
         interval=1,
     )
 
 
 def deployment_ready(api: client.ApiClient, namespace: str, name: str) -> bool:
     deployment = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
-    return bool((deployment.status.ready_replicas or 0) >= 1)
+    wanted = deployment.spec.replicas if deployment.spec.replicas is not None else 1
+    return bool(
+        (deployment.status.ready_replicas or 0) >= wanted
+        and (deployment.status.updated_replicas or 0) >= wanted
+        and (deployment.status.replicas or 0) == wanted
+    )
 
 
 def wait_crd_established(api: client.ApiClient, name: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from replicadb_operator import crd
+from replicadb_operator import crd, peering
 from replicadb_operator.monitoring import metrics
 from replicadb_operator.monitoring.daemon import DatabaseDaemon
 from replicadb_operator.reconcile import WaitingForInput, reconcile_database
@@ -31,7 +31,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = logging.WARNING  # no event per successful handler run
     settings.peering.name = os.environ.get("RDB_PEERING", "replicadb")
-    settings.peering.mandatory = os.environ.get("RDB_PEERING_MANDATORY", "") == "true"
+    if "RDB_PEERING_MANDATORY" in os.environ:  # else as `kopf run --peering=...` says
+        settings.peering.mandatory = os.environ["RDB_PEERING_MANDATORY"] == "true"
+    settings.peering.priority = peering.peering_priority(os.environ)
+    settings.peering.lifetime = peering.PEERING_LIFETIME_S
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     if METRICS_PORT:

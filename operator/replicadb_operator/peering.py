@@ -1,0 +1,29 @@
+"""Which operator replica acts: Kopf peering priorities.
+
+Kopf lets only the operator with the highest priority act and pauses the others (their
+daemons stop too); when two share the highest priority, all of them freeze. Replicas of one
+Deployment start from the same pod template, so each draws its own priority at start-up
+unless ``RDB_PEERING_PRIORITY`` sets one. When the acting replica exits, it removes itself
+from the peering object and the next-highest resumes at once; when it dies without exiting,
+the others resume once its peering record expires (``PEERING_LIFETIME_S``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+
+PRIORITY_ENV = "RDB_PEERING_PRIORITY"
+PRIORITY_RANGE = 2**30
+PEERING_LIFETIME_S = 30
+
+
+def peering_priority(env: Mapping[str, str], draw: Callable[[int], int] = secrets.randbelow) -> int:
+    """The priority from the environment, or a fresh one in 1..2**30 (ties: 1 in 10**9)."""
+    configured = env.get(PRIORITY_ENV, "").strip()
+    if configured:
+        try:
+            return int(configured)
+        except ValueError:
+            raise ValueError(f"{PRIORITY_ENV} must be an integer, not {configured!r}") from None
+    return draw(PRIORITY_RANGE) + 1
