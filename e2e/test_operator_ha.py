@@ -8,8 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from replicadb_operator import crd
+from replicadb_operator.monitoring import failover_steps
 
 from e2e import kube
 from e2e import operator_support as ops
@@ -116,3 +120,103 @@ def test_one_of_two_operators_acts_and_the_other_takes_over(
     step("the replacement pod joins as a peer; still exactly one acts")
     kube.wait_for(both_registered, 120, "two live peers again")
     assert len(set(peers.values())) == 2
+
+
+def scale_operator(api: client.ApiClient, replicas: int) -> None:
+    client.AppsV1Api(api).patch_namespaced_deployment_scale(
+        "replicadb-operator", SYSTEM, {"spec": {"replicas": replicas}}
+    )
+    kube.wait_for(
+        lambda: (
+            len(operator_pods(api)) == replicas
+            and (replicas == 0 or ops.deployment_ready(api, SYSTEM, "replicadb-operator"))
+        ),
+        180,
+        f"operator scaled to {replicas}",
+    )
+
+
+def writable(ip: str, password: str) -> bool:
+    try:
+        with ops.connect(ip, password, connect_timeout=2) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        return False
+    return row == (False,)
+
+
+def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
+    api_client: client.ApiClient, operator: None, namespace: str
+) -> None:
+    """The operator records its decision in status before anything irreversible. Here it
+    'dies' right after that record (status written by hand with the operator scaled to 0,
+    the old primary still alive and writable); the next operator must fence the old primary,
+    promote the recorded target, and bring the old one back as a replica."""
+    name = "resume"
+    ops.create_database(
+        api_client,
+        namespace,
+        {
+            "apiVersion": "replicadb.io/v1alpha1",
+            "kind": "ReplicatedDatabase",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 2,
+                "pgbouncer": {"enabled": False},
+                "replication": {"synchronousMode": "quorum", "synchronousStandbys": 1},
+            },
+        },
+    )
+    ops.wait_status(api_client, namespace, name, "healthy", 300, phase="Healthy")
+    password = ops.secret_value(api_client, namespace, f"{name}-superuser", "password")
+    old, target = f"{name}-primary-0", f"{name}-replica-0"
+    with ops.connect(ops.pod_ip(api_client, namespace, old), password) as conn:
+        conn.execute("CREATE TABLE acked (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO acked SELECT generate_series(1, 1000)")
+
+    step("the operator stops right after recording a failover decision in status")
+    scale_operator(api_client, 0)
+    ops.custom(api_client).patch_namespaced_custom_object_status(
+        crd.GROUP,
+        crd.VERSION,
+        namespace,
+        crd.PLURAL,
+        name,
+        {
+            "status": {
+                "targetPrimary": target,
+                "phase": "FailingOver",
+                "failover": failover_steps.failover_record(
+                    old, target, "e2e: operator died mid-failover", "failover"
+                ),
+            }
+        },
+    )
+    assert writable(ops.pod_ip(api_client, namespace, old), password)
+
+    step("the next operator finishes it")
+    started = time.monotonic()
+    scale_operator(api_client, 2)
+    st = ops.wait_status(api_client, namespace, name, "failover finished", 180, primary=target)
+    print(f"finished {time.monotonic() - started:.1f} s after the operator was scaled up")
+    assert not st.get("failover")
+    assert st["lastFailover"]["to"] == target
+    new_ip = ops.pod_ip(api_client, namespace, target)
+    assert writable(new_ip, password)
+    with ops.connect(new_ip, password) as conn:
+        assert conn.execute("SELECT count(*) FROM acked").fetchone() == (1000,)
+
+    step(f"{old} comes back as a streaming replica of {target}; one primary only")
+
+    def old_streams() -> bool:
+        try:
+            with ops.connect(ops.pod_ip(api_client, namespace, old), password) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver"
+                ).fetchone()
+        except (psycopg.Error, ApiException):
+            return False
+        return row == (True, "streaming")
+
+    kube.wait_for(old_streams, 180, f"{old} streaming from {target}")
+    ops.wait_status(api_client, namespace, name, "healthy again", 180, phase="Healthy")
