@@ -15,11 +15,14 @@ def primary_conninfo(
     passfile: str,
     sslmode: str = "prefer",
     user: str = REPLICATION_USER,
+    hostaddr: str | None = None,
 ) -> str:
     """What a standby streams from. ``application_name`` is the name synchronous_standby_names
-    and pg_stat_replication know the standby by."""
+    and pg_stat_replication know the standby by. ``hostaddr``: the address to connect to
+    without a DNS lookup (``host`` stays the name, for TLS and messages)."""
     return make_conninfo(
         host=host,
+        hostaddr=hostaddr,
         port=port,
         user=user,
         application_name=application_name,

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from replicadb_operator.builders import names
 from replicadb_operator.builders.statefulsets import RUN_DIR
@@ -53,16 +54,41 @@ def failover_record(old: str, target: str, reason: str, kind: str) -> dict[str, 
     }
 
 
-def follower_conninfo(db: DatabaseSpec) -> Callable[[str, str], str]:
+def follower_conninfo(
+    db: DatabaseSpec, addresses: Mapping[str, str] | None = None
+) -> Callable[[str, str], str]:
     """primary_conninfo for ``follower`` streaming from ``primary``, by the pod's DNS name,
-    with the passfile the entrypoint writes in the pod."""
+    with the passfile the entrypoint writes in the pod.
+
+    With the primary's pod address known, it goes in ``hostaddr``: cluster DNS caches a pod's
+    record for up to 30 s (CoreDNS ``ttl 30`` / ``cache 30`` by default), and a pod recreated
+    a few seconds before its promotion would still resolve to its previous address, leaving
+    every repointed replica, and with them the synchronous commits, waiting that long."""
     sslmode = "require" if db.tls.required else "prefer"
+    known = addresses or {}
 
     def build(primary: str, follower: str) -> str:
         host = f"{primary}.{names.dns(db, names.headless_service(db))}"
-        return primary_conninfo(host, names.PG_PORT, follower, f"{RUN_DIR}/pgpass", sslmode)
+        return primary_conninfo(
+            host,
+            names.PG_PORT,
+            follower,
+            f"{RUN_DIR}/pgpass",
+            sslmode,
+            hostaddr=known.get(primary),
+        )
 
     return build
+
+
+def addresses_of(dsns: Mapping[str, str]) -> dict[str, str]:
+    """Instance name -> the address its DSN connects to (the pod IP the monitor uses)."""
+    out = {}
+    for name, dsn in dsns.items():
+        host = conninfo_to_dict(dsn).get("host")
+        if isinstance(host, str) and host:
+            out[name] = host
+    return out
 
 
 # Run by the server itself as its own OS user: an immediate stop of this very postgres. The
@@ -168,7 +194,14 @@ async def promote_and_record(
         return None
 
     result = await promote_target(
-        old, target, lag_bytes, live, already_fenced, follower_conninfo(db), db.replication, started
+        old,
+        target,
+        lag_bytes,
+        live,
+        already_fenced,
+        follower_conninfo(db, addresses_of(live)),
+        db.replication,
+        started,
     )
     await asyncio.to_thread(pods.set_role_label, db.namespace, target, names.ROLE_PRIMARY)
     seconds = time.monotonic() - started
