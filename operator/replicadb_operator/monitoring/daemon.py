@@ -46,6 +46,8 @@ class DatabaseDaemon:
         self.blocked_reason: str | None = None
         self.detector = PrimaryFailureDetector()
         self.not_streaming_since: dict[str, float] = {}
+        # Where each instance last answered a probe (its pod may since have a new address).
+        self.last_seen_dsn: dict[str, str] = {}
         self.reloader = ConfigReloader()
         self._password: tuple[float, str] | None = None
 
@@ -103,6 +105,9 @@ class DatabaseDaemon:
             self.monitor.set_primary(primary)
         snapshot = await self.monitor.sample()
         self._record_metrics(db, snapshot)
+        for name, probe in snapshot.probes.items():
+            if probe.reachable and name in dsns:
+                self.last_seen_dsn[name] = dsns[name]
 
         if status.get("failover"):
             await self._resume_failover(db, status, snapshot, dsns, pod_map)
@@ -253,7 +258,11 @@ class DatabaseDaemon:
         await self.event("Warning", "FailingOver", f"{old}: {reason}")
         old_pod = pod_map.get(old)
         await failover_steps.fence(
-            db, old, pod_exists=old_pod is not None and not old_pod.deleting, dsn=dsns.get(old)
+            db,
+            old,
+            pod_exists=old_pod is not None and not old_pod.deleting,
+            dsn=dsns.get(old),
+            last_seen_dsn=self.last_seen_dsn.get(old),
         )
         # Cut the replicas off the old primary: whatever still runs of it (a force-deleted
         # pod's container lives on for seconds) can then get no synchronous acknowledgement,
@@ -301,7 +310,11 @@ class DatabaseDaemon:
         log.info("%s: resuming failover %s -> %s", db.name, old, target)
         if old in pod_map and pod_map[old].role_label != names.ROLE_FENCED:
             await failover_steps.fence(
-                db, old, pod_exists=not pod_map[old].deleting, dsn=dsns.get(old)
+                db,
+                old,
+                pod_exists=not pod_map[old].deleting,
+                dsn=dsns.get(old),
+                last_seen_dsn=self.last_seen_dsn.get(old),
             )
         if target not in dsns:
             return  # the target has no address yet; next round

@@ -110,12 +110,26 @@ async def stop_postgres(dsn: str | None) -> bool:
     return True
 
 
-async def fence(db: DatabaseSpec, pod: str, pod_exists: bool, dsn: str | None = None) -> None:
+async def fence(
+    db: DatabaseSpec,
+    pod: str,
+    pod_exists: bool,
+    dsn: str | None = None,
+    last_seen_dsn: str | None = None,
+) -> None:
     """Out of the read-write Service first, then stop its postgres: from inside when it is
     reachable (fast, and the pod stays), else by deleting the pod (grace 0). Either way it
-    comes back through the entrypoint, which reads the new target, rewinds and follows."""
+    comes back through the entrypoint, which reads the new target, rewinds and follows.
+
+    ``last_seen_dsn``: where the instance last answered, when that differs from its pod's
+    address now. A pod deleted with grace 0 is replaced at once by one with a new address,
+    while the old container keeps serving, writable, at the old one for seconds: it is
+    stopped there too, and nobody is promoted while it still answers."""
     if pod_exists:
         await asyncio.to_thread(pods.set_role_label, db.namespace, pod, names.ROLE_FENCED)
+    if last_seen_dsn is not None and last_seen_dsn != dsn:
+        await stop_postgres(last_seen_dsn)
+        await wait_unreachable(last_seen_dsn)
     if await stop_postgres(dsn):
         return
     if pod_exists:
