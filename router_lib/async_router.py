@@ -176,9 +176,11 @@ class AsyncRouter(AsyncSession):
         change = self.core.apply(topology)
         if change.retired and self._loop is not None:
             if _in_loop_thread(self._loop):
-                self.pools.discard(change.retired)
+                self.pools.discard(change.retired, change.replaced_primaries)
             else:
-                self._loop.call_soon_threadsafe(self.pools.discard, change.retired)
+                self._loop.call_soon_threadsafe(
+                    self.pools.discard, change.retired, change.replaced_primaries
+                )
 
     def _on_probe_ejected(self, state: EndpointState) -> None:
         self.core.metrics.ejections.labels(state.endpoint.label).inc()

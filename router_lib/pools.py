@@ -9,14 +9,24 @@ A retired pool (endpoint gone, role changed, replica ejected) is closed in the b
 closing a psycopg pool lets connections that are in use finish their work, and closes them
 when they come back. An ejected replica gets a fresh pool when it is used again, so that
 connections broken while it was away are not handed out one by one to failing reads.
+
+The one exception is a primary that the source no longer names: the operator has fenced it
+before naming another, so nothing in flight there can still commit durably, and a statement
+waiting on it (a network cut leaves it waiting for TCP timeouts, a lock for longer) is cut
+off at once: its sockets are shut down, the statement fails as one whose outcome is unknown,
+and the next write goes to the new primary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import time
+import weakref
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,18 +90,28 @@ class PoolSettings:
         return kwargs
 
 
-def _opened(conn: RoutedConnection) -> None:
-    conn.established_at = time.monotonic()
+def sever(conn: psycopg.Connection[TupleRow] | psycopg.AsyncConnection[TupleRow]) -> None:
+    """Shut down a connection's socket under whoever is using it (any thread): a statement
+    blocked on it returns at once with the connection broken."""
+    try:
+        fd = conn.fileno()
+    except psycopg.Error:
+        return  # closed already
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
-async def _aopened(conn: AsyncRoutedConnection) -> None:
-    conn.established_at = time.monotonic()
+Members = weakref.WeakSet[Any]
 
 
 class SyncPools:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
         self._pools: dict[EndpointState, ConnectionPool[RoutedConnection]] = {}
+        self._members: dict[EndpointState, Members] = {}
         self._lock = threading.Lock()
 
     def get(self, state: EndpointState) -> ConnectionPool[RoutedConnection]:
@@ -100,11 +120,17 @@ class SyncPools:
             with self._lock:
                 pool = self._pools.get(state)
                 if pool is None:
-                    pool = self._pools[state] = self._open(state.endpoint)
+                    members = self._members[state] = weakref.WeakSet()
+                    pool = self._pools[state] = self._open(state.endpoint, members)
         return pool
 
-    def _open(self, endpoint: Endpoint) -> ConnectionPool[RoutedConnection]:
+    def _open(self, endpoint: Endpoint, members: Members) -> ConnectionPool[RoutedConnection]:
         min_size, max_size = self.settings.sizes(endpoint)
+
+        def opened(conn: RoutedConnection) -> None:
+            conn.established_at = time.monotonic()
+            members.add(conn)
+
         return ConnectionPool(
             endpoint.conninfo,
             connection_class=RoutedConnection,
@@ -112,15 +138,24 @@ class SyncPools:
             min_size=min_size,
             max_size=max_size,
             timeout=self.settings.timeout_s,
-            configure=_opened,
+            configure=opened,
             name=f"router_lib:{endpoint.label}",
             num_workers=2,
             open=True,
         )
 
-    def discard(self, states: list[EndpointState]) -> None:
+    def discard(
+        self, states: list[EndpointState], sever_in_flight: Collection[EndpointState] = ()
+    ) -> None:
+        """Retire the pools of ``states``; those in ``sever_in_flight`` lose their
+        connections at once (see the module's text), the others as they come back."""
         with self._lock:
             pools = [pool for state in states if (pool := self._pools.pop(state, None))]
+            severed = [self._members.pop(state, None) for state in states]
+        for state, members in zip(states, severed, strict=True):
+            if members is not None and state in sever_in_flight:
+                for conn in list(members):
+                    sever(conn)
         if pools:
             threading.Thread(
                 target=_close_all, args=(pools,), name="router_lib-pool-close", daemon=True
@@ -130,6 +165,7 @@ class SyncPools:
         with self._lock:
             pools = list(self._pools.values())
             self._pools.clear()
+            self._members.clear()
         _close_all(pools)
 
 
@@ -145,6 +181,7 @@ class AsyncPools:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
         self._pools: dict[EndpointState, AsyncConnectionPool[AsyncRoutedConnection]] = {}
+        self._members: dict[EndpointState, Members] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     async def get(self, state: EndpointState) -> AsyncConnectionPool[AsyncRoutedConnection]:
@@ -152,6 +189,12 @@ class AsyncPools:
         if pool is None:
             endpoint = state.endpoint
             min_size, max_size = self.settings.sizes(endpoint)
+            members: Members = weakref.WeakSet()
+
+            async def configure(conn: AsyncRoutedConnection) -> None:
+                conn.established_at = time.monotonic()
+                members.add(conn)
+
             opened = AsyncConnectionPool(
                 endpoint.conninfo,
                 connection_class=AsyncRoutedConnection,
@@ -159,7 +202,7 @@ class AsyncPools:
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self.settings.timeout_s,
-                configure=_aopened,
+                configure=configure,
                 name=f"router_lib:{endpoint.label}",
                 num_workers=2,
                 open=False,
@@ -169,11 +212,19 @@ class AsyncPools:
             pool = self._pools.setdefault(state, opened)
             if pool is not opened:
                 await opened.close()
+            else:
+                self._members[state] = members
         return pool
 
-    def discard(self, states: list[EndpointState]) -> None:
-        """Call from the event loop thread."""
+    def discard(
+        self, states: list[EndpointState], sever_in_flight: Collection[EndpointState] = ()
+    ) -> None:
+        """Call from the event loop thread. As :meth:`SyncPools.discard`."""
         for state in states:
+            members = self._members.pop(state, None)
+            if members is not None and state in sever_in_flight:
+                for conn in list(members):
+                    sever(conn)
             pool = self._pools.pop(state, None)
             if pool is not None:
                 task = asyncio.get_running_loop().create_task(_aclose(pool))
@@ -183,6 +234,7 @@ class AsyncPools:
     async def close(self) -> None:
         pools = list(self._pools.values())
         self._pools.clear()
+        self._members.clear()
         for pool in pools:
             await _aclose(pool)
         if self._closing:

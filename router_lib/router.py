@@ -183,7 +183,7 @@ class Router(Session):
 
     def _on_topology(self, topology: Topology) -> None:
         change = self.core.apply(topology)
-        self.pools.discard(change.retired)
+        self.pools.discard(change.retired, change.replaced_primaries)
         for state in change.added:
             self.pools.get(state)  # open in the background: the first query finds it warm
 

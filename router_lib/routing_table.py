@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router_lib import routing
 from router_lib.consistency import Consistency
@@ -38,6 +38,9 @@ class Change:
     added: list[EndpointState]
     retired: list[EndpointState]
     primary_changed: bool
+    # The former primary, when the source now names another instance as primary (the
+    # operator fenced it first): what is in flight there is cut off (see pools.py).
+    replaced_primaries: list[EndpointState] = field(default_factory=list)
 
 
 def _distinct(topology: Topology) -> list[Endpoint]:
@@ -93,7 +96,15 @@ class RoutingTable:
                 self.history.clear()
             self.view = View(primary, replicas, old.version + 1)
             self._changed.notify_all()
-        return Change(added, retired, primary_changed)
+        replaced = []
+        if (
+            old.primary is not None
+            and old.primary.retired
+            and primary is not None
+            and primary.endpoint.name != old.primary.endpoint.name
+        ):
+            replaced.append(old.primary)
+        return Change(added, retired, primary_changed, replaced)
 
     def choose_read(
         self,

@@ -253,3 +253,42 @@ def test_a_recovery_conflict_on_a_replica_is_retried_elsewhere(
         # Retried on the primary (the only other endpoint), after the delete.
         assert server_of(topology, address) == topology.primary
         assert count == 0
+
+
+def test_a_write_waiting_on_a_replaced_primary_fails_at_once(prepared: LocalTopology) -> None:
+    """A write stuck on the old primary (here behind a row lock; after a network cut, behind
+    TCP timeouts) ends as soon as the source names another primary: the operator fenced the
+    old one first, so its outcome is reported unknown at once and the next write goes on."""
+    topology = prepared
+    old, new = topology.primary, topology.replicas[0]
+    source = StatusSource(settings_for(topology))
+    source.publish(status_for(topology))
+    with (
+        status_router(topology, source, failover_wait_s=5.0) as router,
+        psycopg.connect(topology.dsn(old)) as blocker,
+    ):
+        blocker.execute("SELECT v FROM counters WHERE id = 1 FOR UPDATE")
+        outcome: list[tuple[BaseException, float]] = []
+
+        def write() -> None:
+            try:
+                router.execute("UPDATE counters SET v = v + 1 WHERE id = 1")
+            except BaseException as exc:
+                outcome.append((exc, time.monotonic()))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.5)  # the UPDATE waits for the lock on the old primary now
+        asyncio.run(instance_control.promote(topology.dsn(new)))
+        published = time.monotonic()
+        source.publish(status_for(topology, primary=new, without=(old,)))
+        writer.join(10)
+        blocker.rollback()
+        assert outcome, "the write was still waiting on the replaced primary after 10 s"
+        error, ended = outcome[0]
+        assert isinstance(error, WriteOutcomeUnknown)
+        assert ended - published < 2.0
+        (address,) = router.query(
+            "UPDATE counters SET v = v + 1 WHERE id = 1 RETURNING inet_server_addr()::text"
+        )[0]
+        assert server_of(topology, address) == new
