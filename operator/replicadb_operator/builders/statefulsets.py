@@ -127,11 +127,13 @@ def pod_template(db: DatabaseSpec, restart_hash: str | None = None) -> dict[str,
         # Readiness is reachability over the pod network, as Services and clients see it: a
         # primary cut off the network must turn NotReady, which confirms a failover. The
         # startup probe has already checked that PostgreSQL accepts connections.
+        # One refused or unanswered connect within a second marks the pod not Ready: that is
+        # the Kubernetes confirmation a failover waits for when a primary is cut off.
         "readinessProbe": {
             "tcpSocket": {"port": names.PG_PORT},
             "periodSeconds": 1,
             "timeoutSeconds": 1,
-            "failureThreshold": 2,
+            "failureThreshold": 1,
         },
         "livenessProbe": _probe(period=10, failures=6),
         # A base backup of a large database takes as long as it takes (up to an hour here).

@@ -116,21 +116,25 @@ class TopologyMonitor:
             sync_state=self._sync_states.get(probe.name, "async"),
         )
 
+    def _down(self, why: str) -> ProbeResult:
+        return ProbeResult(
+            name=self.primary,
+            reachable=False,
+            probed_at=time.monotonic(),
+            duration_s=0.0,
+            error=why,
+        )
+
     async def _probe_primary(self) -> ProbeResult:
         prober = self._probers.get(self.primary)
         if prober is None:  # no address (pod gone or not scheduled): as good as down
-            now = time.monotonic()
-            return ProbeResult(
-                name=self.primary,
-                reachable=False,
-                probed_at=now,
-                duration_s=0.0,
-                error="no address",
-            )
+            return self._down("no address")
         return await prober.probe()
 
-    async def sample(self) -> TopologySnapshot:
-        primary_probe = await self._probe_primary()
+    async def sample(self, primary_known_down: bool = False) -> TopologySnapshot:
+        """Probe every instance. ``primary_known_down``: the primary was just fenced, so it is
+        not asked (a probe of an unreachable host costs the whole probe deadline)."""
+        primary_probe = self._down("fenced") if primary_known_down else await self._probe_primary()
         self._remember_primary(primary_probe)
         others = [p for name, p in self._probers.items() if name != self.primary]
         replica_probes = await asyncio.gather(*(p.probe() for p in others))

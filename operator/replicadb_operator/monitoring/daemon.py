@@ -270,7 +270,7 @@ class DatabaseDaemon:
         await failover_steps.detach_replicas({n: d for n, d in dsns.items() if n != old})
         target, lag_bytes = tentative, None
         if self.monitor is not None:
-            fresh = await self.monitor.sample()
+            fresh = await self.monitor.sample(primary_known_down=True)
             policy = failover_policy(fresh, db.replication, db.failover.max_lag_bytes)
             choice = choose_failover_target(fresh.candidates, policy)
             if choice.target is not None:
