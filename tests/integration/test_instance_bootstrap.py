@@ -8,6 +8,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ from replicadb_operator.dataplane.config_files import (
 )
 from replicadb_operator.dataplane.datadir import RunAs
 from replicadb_operator.instance.cluster_view import ClusterView
-from replicadb_operator.instance.prepare import BootstrapRefused, prepare_instance
+from replicadb_operator.instance.prepare import (
+    BootstrapRefused,
+    hold_restarting_primary,
+    prepare_instance,
+)
 from replicadb_operator.instance.settings import InstanceSettings
 from replicadb_operator.local.addresses import find_free_block
 
@@ -133,6 +138,10 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     # A restart of the replica starts it as before.
     pods.stop(replica)
     assert pods.boot(replica, running) is BootstrapAction.START_REPLICA
+    held: list[float] = []
+    slow = replace(running, failure_detection_s=3.0)
+    assert hold_restarting_primary(pods.settings(replica), slow, fail, print, held.append) is slow
+    assert held == []  # a replica restarts without waiting
 
     # Failover: the primary dies, the operator promotes the replica and records it.
     execute(pods.dsn(primary, "app", "app"), "INSERT INTO items VALUES (2)")
@@ -140,6 +149,13 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     asyncio.run(instance_control.promote(pods.dsn(replica)))
     execute(pods.dsn(replica, "app", "app"), "INSERT INTO items VALUES (3)")
     failed_over = ClusterView(target_primary=replica, current_primary=replica, initialized=True)
+
+    # Had it restarted on its own before the operator recorded that, it would have waited for
+    # the operator's failure detection, then read the decision again, and seen the failover.
+    seen = hold_restarting_primary(
+        pods.settings(primary), slow, lambda: failed_over, print, held.append
+    )
+    assert (held, seen) == ([3.0], failed_over)
 
     # The former primary comes back: it must not accept writes; it rewinds and follows.
     assert pods.boot(primary, failed_over) is BootstrapAction.REWIND_AND_FOLLOW
@@ -162,3 +178,7 @@ def test_designated_primary_with_empty_data_in_an_initialized_cluster_refuses(
     with pytest.raises(BootstrapRefused, match="second, empty history"):
         prepare_instance(pods.settings(PODS[0]), view, lambda m: None, pods.run_as)
     assert not (pods.settings(PODS[0]).pgdata / "PG_VERSION").exists()
+
+
+def fail() -> ClusterView:
+    raise AssertionError("the view was read again")

@@ -28,3 +28,11 @@ def test_others_do_not_wait_for_a_failover_they_are_not_leaving() -> None:
 def test_from_status() -> None:
     view = ClusterView.from_status({"targetPrimary": "x", "primary": "y", "initialized": True})
     assert (view.target_primary, view.current_primary, view.initialized) == ("x", "y", True)
+
+
+def test_failure_detection_time_comes_from_the_spec_or_the_defaults() -> None:
+    spec = {"monitoring": {"probeIntervalSeconds": 2}, "failover": {"failureThreshold": 3}}
+    view = ClusterView.from_object({"spec": spec, "status": {"targetPrimary": "a"}})
+    assert view.failure_detection_s == 2 * (3 + 1) + 1
+    assert view.target_primary == "a"
+    assert ClusterView.from_object({}).failure_detection_s == 1 * (2 + 1) + 1

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from replicadb_operator.dataplane.failover import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_PROBE_INTERVAL_S,
+)
 
 GROUP = "replicadb.io"
 VERSION = "v1alpha1"
@@ -21,6 +26,8 @@ class ClusterView:
     target_primary: str | None
     current_primary: str | None
     initialized: bool
+    # How long the operator needs to notice a primary gone: probes x (threshold + 1) + 1 s.
+    failure_detection_s: float = 0.0
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> ClusterView:
@@ -31,6 +38,17 @@ class ClusterView:
             initialized=bool(status.get("initialized")),
         )
 
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> ClusterView:
+        view = cls.from_status(obj.get("status"))
+        spec = obj.get("spec") or {}
+        interval = (spec.get("monitoring") or {}).get("probeIntervalSeconds")
+        threshold = (spec.get("failover") or {}).get("failureThreshold")
+        detection = float(interval or DEFAULT_PROBE_INTERVAL_S) * (
+            int(threshold or DEFAULT_FAILURE_THRESHOLD) + 1
+        )
+        return replace(view, failure_detection_s=detection + 1.0)
+
 
 def read_cluster_view(namespace: str, name: str) -> ClusterView:
     """One read of the status through the Kubernetes API (in-cluster credentials)."""
@@ -39,7 +57,7 @@ def read_cluster_view(namespace: str, name: str) -> ClusterView:
     config.load_incluster_config()
     api = client.CustomObjectsApi()
     obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    return ClusterView.from_status(obj.get("status"))
+    return ClusterView.from_object(obj)
 
 
 def wait_for_target(

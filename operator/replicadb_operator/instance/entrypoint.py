@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 
 from replicadb_operator.dataplane import datadir
-from replicadb_operator.instance.cluster_view import read_cluster_view, wait_for_target
-from replicadb_operator.instance.prepare import BootstrapRefused, prepare_instance
+from replicadb_operator.instance.cluster_view import (
+    ClusterView,
+    read_cluster_view,
+    wait_for_target,
+)
+from replicadb_operator.instance.prepare import (
+    BootstrapRefused,
+    hold_restarting_primary,
+    prepare_instance,
+)
 from replicadb_operator.instance.settings import InstanceSettings
 
 
@@ -55,8 +63,13 @@ def main() -> int:
     settings = InstanceSettings.from_env()
     settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
     hold_data_lock(settings.pgdata.parent / ".replicadb-instance.lock")
-    view = wait_for_target(
-        lambda: read_cluster_view(settings.namespace, settings.database), log, settings.name
+
+    def read() -> ClusterView:
+        return read_cluster_view(settings.namespace, settings.database)
+
+    view = wait_for_target(read, log, settings.name)
+    view = hold_restarting_primary(
+        settings, view, lambda: wait_for_target(read, log, settings.name), log
     )
     try:
         prepare_instance(settings, view, log)

@@ -190,3 +190,30 @@ def prepare_instance(
     # pg_basebackup and pg_rewind copied the source's file; point it at our own mount again.
     write_config_include(settings)
     return decision
+
+
+def hold_restarting_primary(
+    settings: InstanceSettings,
+    view: ClusterView,
+    reread: Callable[[], ClusterView],
+    log: Log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ClusterView:
+    """A primary restarting on its own data (its postgres died, or its pod was replaced)
+    waits as long as the operator takes to notice, then reads the decision again.
+
+    Without the pause it would be writable again within a second, and if the operator had
+    meanwhile decided to fail over (it records that only after its probes failed), two
+    instances would accept writes until it is fenced again. After the pause, a failover
+    decided meanwhile shows in status and the entrypoint rewinds and follows instead."""
+    state = DataDirState.read(settings.pgdata)
+    designated = view.target_primary == settings.name
+    decision = decide_bootstrap(state, designated, view.initialized)
+    if decision.action is not BootstrapAction.START_PRIMARY or view.failure_detection_s <= 0:
+        return view
+    log(
+        f"restarting as the primary: waiting {view.failure_detection_s:.0f} s for a failover "
+        "the operator may be deciding"
+    )
+    sleep(view.failure_detection_s)
+    return reread()
