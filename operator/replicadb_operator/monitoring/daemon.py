@@ -120,7 +120,9 @@ class DatabaseDaemon:
             force = annotations.get(names.ANNOTATION_FORCE, "").lower() == "true"
             await run_switchover(self, db, snapshot, dsns, pod_map, switch_to, force)
             return
-        elif await self._maybe_fail_over(db, snapshot, dsns, pod_map):
+        elif await self._maybe_fail_over(
+            db, snapshot, dsns, pod_map, bool(status.get("failoverBlocked"))
+        ):
             return
         await self._keep_labels(db, snapshot, pod_map)
         await self._keep_sync_standbys(db, snapshot, pod_map)
@@ -210,11 +212,14 @@ class DatabaseDaemon:
         snapshot: TopologySnapshot,
         dsns: dict[str, str],
         pod_map: dict[str, pods.InstancePod],
+        blocked_in_status: bool = False,
     ) -> bool:
         reason = self.detector.verdict(db, snapshot, pod_map.get(snapshot.primary))
         if reason is None:
             if snapshot.primary_failures == 0:
                 self.blocked_reason = None
+                if blocked_in_status:  # the primary answers again: nothing is blocked now
+                    await self.write_status({"failoverBlocked": None})
             return False
         if not db.failover.enabled:
             await self._blocked(db, "automatic failover is disabled (spec.failover.enabled)")
