@@ -113,7 +113,9 @@ def test_sample_database_end_to_end(
         assert "2/2" in row
 
     step("no failover-blocked note left over from start-up once the primary answers")
-    ops.wait_status(api_client, namespace, NAME, "failoverBlocked cleared", 15, failoverBlocked=None)
+    ops.wait_status(
+        api_client, namespace, NAME, "failoverBlocked cleared", 15, failoverBlocked=None
+    )
 
     step("steady state: count write requests over 60 s (apiserver_request_total)")
     before = ops.apiserver_write_counts(api_client)
