@@ -5,6 +5,8 @@ Variants, each run by the same client threads on the same seeded stream, in roun
 rotate the order so that machine noise falls on all alike:
 
   (a) primary       plain psycopg_pool to the primary, everything there (the baseline)
+      split         plain psycopg_pool, reads on one replica, writes on the primary: what
+                    sending reads elsewhere costs or gains before any router logic
   (b) router        router_lib, reads to replicas, EVENTUAL
   (b) router_ryw    router_lib, each client a READ_YOUR_WRITES session
   (c) poolers       plain psycopg_pool through PgBouncer: writes via the read-write pool,
@@ -84,6 +86,17 @@ def open_primary(endpoints: Endpoints, clients: int) -> Opened:
     return (lambda: _pooled(pool, pool)), pool.close
 
 
+def open_split(endpoints: Endpoints, clients: int) -> Opened:
+    reads = _pool(endpoints.replicas[0], clients)
+    writes = _pool(endpoints.primary, clients)
+
+    def close() -> None:
+        reads.close()
+        writes.close()
+
+    return (lambda: _pooled(reads, writes)), close
+
+
 def open_poolers(endpoints: Endpoints, clients: int) -> Opened:
     reads = _pool(endpoints.pooler_ro, clients, prepare=False)
     writes = _pool(endpoints.pooler_rw, clients, prepare=False)
@@ -159,6 +172,7 @@ def open_router_cache(endpoints: Endpoints, clients: int) -> Opened:
 
 VARIANTS: dict[str, tuple[str, Callable[[Endpoints, int], Opened]]] = {
     "primary": ("(a) primary alone, plain psycopg_pool", open_primary),
+    "split": ("plain psycopg_pool: reads on one replica, writes on the primary", open_split),
     "router": ("(b) router_lib, replicas, EVENTUAL", open_router),
     "router_ryw": ("(b) router_lib, READ_YOUR_WRITES sessions", open_router_ryw),
     "poolers": ("(c) PgBouncer rw + ro pools, plain psycopg_pool", open_poolers),
