@@ -78,7 +78,10 @@ def instance_entry(
         if probe.current_lsn is not None:
             entry["currentLsn"] = format_lsn(probe.current_lsn)
         if probe.receive_lsn is not None:
-            entry["receivedLsn"] = format_lsn(probe.receive_lsn)
+            # WAL the replica holds: right after a restart pg_last_wal_receive_lsn() restarts
+            # at the segment streaming resumed from, below what was already replayed.
+            held = max(probe.receive_lsn, probe.replay_lsn or probe.receive_lsn)
+            entry["receivedLsn"] = format_lsn(held)
         if probe.replay_lsn is not None:
             entry["replayedLsn"] = format_lsn(probe.replay_lsn)
     if lag is not None and lag.replay_bytes is not None:
