@@ -11,10 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replicadb_operator.dataplane.failover import (
-    DEFAULT_FAILURE_THRESHOLD,
-    DEFAULT_PROBE_INTERVAL_S,
-)
+from replicadb_operator.spec import parse_spec
 
 GROUP = "replicadb.io"
 VERSION = "v1alpha1"
@@ -41,12 +38,9 @@ class ClusterView:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ClusterView:
         view = cls.from_status(obj.get("status"))
-        spec = obj.get("spec") or {}
-        interval = (spec.get("monitoring") or {}).get("probeIntervalSeconds")
-        threshold = (spec.get("failover") or {}).get("failureThreshold")
-        detection = float(interval or DEFAULT_PROBE_INTERVAL_S) * (
-            int(threshold or DEFAULT_FAILURE_THRESHOLD) + 1
-        )
+        meta = obj.get("metadata") or {}
+        db = parse_spec(meta.get("name", ""), meta.get("namespace", ""), obj.get("spec") or {})
+        detection = db.monitoring.probe_interval_s * (db.failover.failure_threshold + 1)
         return replace(view, failure_detection_s=detection + 1.0)
 
 
