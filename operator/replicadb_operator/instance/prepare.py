@@ -151,6 +151,12 @@ def _rewind_or_clone(
     datadir.make_standby(settings.pgdata, settings.follow_conninfo(primary))
 
 
+def bootstrap_decision(settings: InstanceSettings, view: ClusterView) -> BootstrapDecision:
+    """What this instance's data directory and the operator's decision call for."""
+    designated = view.target_primary == settings.name
+    return decide_bootstrap(DataDirState.read(settings.pgdata), designated, view.initialized)
+
+
 def prepare_instance(
     settings: InstanceSettings,
     view: ClusterView,
@@ -163,8 +169,7 @@ def prepare_instance(
     if run_as is not None:
         run_as.chown(settings.run_dir)
     _write_private(settings.passfile, settings.passfile_text(), run_as)
-    designated = view.target_primary == settings.name
-    decision = decide_bootstrap(DataDirState.read(settings.pgdata), designated, view.initialized)
+    decision = bootstrap_decision(settings, view)
     log(f"bootstrap: {decision.action.value} ({decision.reason})")
     source = view.current_primary or view.target_primary
     follow = source if source and source != settings.name else None
@@ -206,9 +211,7 @@ def hold_restarting_primary(
     meanwhile decided to fail over (it records that only after its probes failed), two
     instances would accept writes until it is fenced again. After the pause, a failover
     decided meanwhile shows in status and the entrypoint rewinds and follows instead."""
-    state = DataDirState.read(settings.pgdata)
-    designated = view.target_primary == settings.name
-    decision = decide_bootstrap(state, designated, view.initialized)
+    decision = bootstrap_decision(settings, view)
     if decision.action is not BootstrapAction.START_PRIMARY or view.failure_detection_s <= 0:
         return view
     log(
