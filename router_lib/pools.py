@@ -107,6 +107,11 @@ def sever(conn: psycopg.Connection[TupleRow] | psycopg.AsyncConnection[TupleRow]
 Members = weakref.WeakSet[Any]
 
 
+def sever_all(members: Members) -> None:
+    for conn in list(members):
+        sever(conn)
+
+
 class SyncPools:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
@@ -154,8 +159,7 @@ class SyncPools:
             severed = [self._members.pop(state, None) for state in states]
         for state, members in zip(states, severed, strict=True):
             if members is not None and state in sever_in_flight:
-                for conn in list(members):
-                    sever(conn)
+                sever_all(members)
         if pools:
             threading.Thread(
                 target=_close_all, args=(pools,), name="router_lib-pool-close", daemon=True
@@ -223,8 +227,7 @@ class AsyncPools:
         for state in states:
             members = self._members.pop(state, None)
             if members is not None and state in sever_in_flight:
-                for conn in list(members):
-                    sever(conn)
+                sever_all(members)
             pool = self._pools.pop(state, None)
             if pool is not None:
                 task = asyncio.get_running_loop().create_task(_aclose(pool))
