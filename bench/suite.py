@@ -86,26 +86,23 @@ def open_primary(endpoints: Endpoints, clients: int) -> Opened:
     return (lambda: _pooled(pool, pool)), pool.close
 
 
-def open_split(endpoints: Endpoints, clients: int) -> Opened:
-    reads = _pool(endpoints.replicas[0], clients)
-    writes = _pool(endpoints.primary, clients)
+def _two_pools(reads_dsn: str, writes_dsn: str, clients: int, prepare: bool = True) -> Opened:
+    reads = _pool(reads_dsn, clients, prepare)
+    writes = _pool(writes_dsn, clients, prepare)
 
     def close() -> None:
         reads.close()
         writes.close()
 
     return (lambda: _pooled(reads, writes)), close
+
+
+def open_split(endpoints: Endpoints, clients: int) -> Opened:
+    return _two_pools(endpoints.replicas[0], endpoints.primary, clients)
 
 
 def open_poolers(endpoints: Endpoints, clients: int) -> Opened:
-    reads = _pool(endpoints.pooler_ro, clients, prepare=False)
-    writes = _pool(endpoints.pooler_rw, clients, prepare=False)
-
-    def close() -> None:
-        reads.close()
-        writes.close()
-
-    return (lambda: _pooled(reads, writes)), close
+    return _two_pools(endpoints.pooler_ro, endpoints.pooler_rw, clients, prepare=False)
 
 
 def _router(
