@@ -49,16 +49,7 @@ def main() -> int:
     results: dict[str, dict[str, float | int]] = {}
     try:
         with ops.temporary_namespace(api, "rdb-bench") as namespace:
-            ops.create_database(
-                api,
-                namespace,
-                {
-                    "apiVersion": "replicadb.io/v1alpha1",
-                    "kind": "ReplicatedDatabase",
-                    "metadata": {"name": NAME},
-                    "spec": SPEC,
-                },
-            )
+            ops.create_database(api, namespace, ops.database_body(NAME, SPEC))
             ops.wait_status(api, namespace, NAME, "healthy", 300, phase="Healthy")
             for kind in faults.FAULT_KINDS:
                 runs: list[FailoverRun] = []

@@ -120,6 +120,16 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
+def database_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A ReplicatedDatabase object named ``name`` with ``spec``."""
+    return {
+        "apiVersion": f"{crd.GROUP}/{crd.VERSION}",
+        "kind": crd.KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
 def create_database(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> None:
     custom(api).create_namespaced_custom_object(crd.GROUP, crd.VERSION, namespace, crd.PLURAL, body)
 

@@ -37,13 +37,7 @@ def operator(api_client: client.ApiClient) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def database(api_client: client.ApiClient, operator: None) -> Iterator[str]:
     with ops.temporary_namespace(api_client) as namespace:
-        body = {
-            "apiVersion": "replicadb.io/v1alpha1",
-            "kind": "ReplicatedDatabase",
-            "metadata": {"name": NAME},
-            "spec": SPEC,
-        }
-        ops.create_database(api_client, namespace, body)
+        ops.create_database(api_client, namespace, ops.database_body(NAME, SPEC))
         ops.wait_status(api_client, namespace, NAME, "healthy", 300, phase="Healthy")
         yield namespace
 

@@ -82,16 +82,7 @@ def test_one_of_two_operators_acts_and_the_other_takes_over(
     print(f"leader {leader} ({peers[leader]}), follower {follower} ({peers[follower]})")
 
     step("a database is reconciled, by the leader only")
-    ops.create_database(
-        api_client,
-        namespace,
-        {
-            "apiVersion": "replicadb.io/v1alpha1",
-            "kind": "ReplicatedDatabase",
-            "metadata": {"name": NAME},
-            "spec": SPEC,
-        },
-    )
+    ops.create_database(api_client, namespace, ops.database_body(NAME, SPEC))
     ops.wait_status(api_client, namespace, NAME, "healthy", 300, phase="Healthy")
     assert namespace in log(api_client, leader)
     follower_log = log(api_client, follower)
@@ -153,20 +144,12 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
     the old primary still alive and writable); the next operator must fence the old primary,
     promote the recorded target, and bring the old one back as a replica."""
     name = "resume"
-    ops.create_database(
-        api_client,
-        namespace,
-        {
-            "apiVersion": "replicadb.io/v1alpha1",
-            "kind": "ReplicatedDatabase",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 2,
-                "pgbouncer": {"enabled": False},
-                "replication": {"synchronousMode": "quorum", "synchronousStandbys": 1},
-            },
-        },
-    )
+    spec = {
+        "replicas": 2,
+        "pgbouncer": {"enabled": False},
+        "replication": {"synchronousMode": "quorum", "synchronousStandbys": 1},
+    }
+    ops.create_database(api_client, namespace, ops.database_body(name, spec))
     ops.wait_status(api_client, namespace, name, "healthy", 300, phase="Healthy")
     password = ops.secret_value(api_client, namespace, f"{name}-superuser", "password")
     old, target = f"{name}-primary-0", f"{name}-replica-0"
