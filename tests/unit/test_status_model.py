@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from replicadb_operator.dataplane.lsn import parse_lsn
+from replicadb_operator.dataplane.probe import ProbeResult
 from replicadb_operator.monitoring import status_model
 from replicadb_operator.spec import parse_spec
 
@@ -79,34 +81,27 @@ def test_first_write_from_an_empty_status() -> None:
     assert status_model.needs_write({}, new, 0.0)
 
 
-def test_received_position_is_never_shown_below_the_replayed_one() -> None:
-    """Right after a restart pg_last_wal_receive_lsn() starts at the segment streaming
-    resumed from (0/6000000) while replay is already past it (0/64DA990)."""
-    from replicadb_operator.dataplane.lsn import parse_lsn
-    from replicadb_operator.dataplane.probe import ProbeResult
-
-    probe = ProbeResult(
+def replica_probe(received: str, replayed: str) -> ProbeResult:
+    return ProbeResult(
         name="shop-replica-0",
         reachable=True,
         probed_at=0.0,
         duration_s=0.01,
         in_recovery=True,
         timeline=2,
-        receive_lsn=parse_lsn("0/6000000"),
-        replay_lsn=parse_lsn("0/64DA990"),
+        receive_lsn=parse_lsn(received),
+        replay_lsn=parse_lsn(replayed),
     )
+
+
+def test_received_position_is_never_shown_below_the_replayed_one() -> None:
+    """Right after a restart pg_last_wal_receive_lsn() starts at the segment streaming
+    resumed from (0/6000000) while replay is already past it (0/64DA990)."""
+    probe = replica_probe("0/6000000", "0/64DA990")
     entry = status_model.instance_entry("shop-replica-0", None, probe, None, None, None)
     assert entry["receivedLsn"] == "0/64DA990"
     assert entry["replayedLsn"] == "0/64DA990"
-    ahead = ProbeResult(
-        name="shop-replica-0",
-        reachable=True,
-        probed_at=0.0,
-        duration_s=0.01,
-        in_recovery=True,
-        receive_lsn=parse_lsn("0/7000000"),
-        replay_lsn=parse_lsn("0/64DA990"),
-    )
+    ahead = replica_probe("0/7000000", "0/64DA990")
     assert status_model.instance_entry("r", None, ahead, None, None, None)["receivedLsn"] == (
         "0/7000000"
     )
