@@ -16,7 +16,8 @@ from router_lib.api import (
     session,
     transaction,
 )
-from router_lib.async_router import AsyncRouter, AsyncSession
+from router_lib.async_router import AsyncRouter
+from router_lib.async_session import AsyncSession
 from router_lib.balancing import Strategy
 from router_lib.cache import CachedResult
 from router_lib.classify import Classification, Classifier
@@ -36,11 +37,14 @@ from router_lib.errors import (
     NoEndpointAvailable,
     NoPrimaryAvailable,
     RouterError,
+    SessionStateLost,
+    SessionStateNotAllowed,
     StalePrimary,
     TransactionControlNotAllowed,
     WriteOutcomeUnknown,
 )
-from router_lib.router import Router, Session
+from router_lib.router import Router
+from router_lib.session import Session
 from router_lib.sources import StaticSource, StatusSource, TopologySource
 from router_lib.transaction import AsyncTransaction, Transaction
 
@@ -68,6 +72,8 @@ __all__ = [
     "RouterConfig",
     "RouterError",
     "Session",
+    "SessionStateLost",
+    "SessionStateNotAllowed",
     "StalePrimary",
     "StaticSource",
     "StatusSource",

@@ -18,8 +18,9 @@ from psycopg import IsolationLevel
 from router_lib.cache import Params
 from router_lib.config import RouterConfig
 from router_lib.consistency import Consistency
-from router_lib.router import Router, Session
+from router_lib.router import Router
 from router_lib.router_core import Row, Statement
+from router_lib.session import Session
 from router_lib.transaction import Transaction
 
 _router: Router | None = None

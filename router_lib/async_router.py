@@ -10,119 +10,29 @@ retired endpoints are closed on the loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from psycopg import IsolationLevel
 
 from router_lib.async_execution import AsyncExecutor
-from router_lib.cache import AsyncResultCache, Params
+from router_lib.async_session import AsyncSession
+from router_lib.cache import AsyncResultCache
 from router_lib.config import RouterConfig
 from router_lib.consistency import Consistency, SessionState
 from router_lib.endpoints import Topology
-from router_lib.errors import TransactionControlNotAllowed
 from router_lib.health import EndpointState
 from router_lib.lag_probe import AsyncLagProbe, ProbeHooks
 from router_lib.pools import AsyncPools, PoolSettings
-from router_lib.router_core import RouterCore, Row, Statement, source_for
+from router_lib.router_core import RouterCore, source_for
 from router_lib.routing_table import View
 from router_lib.sources import TopologySource
-from router_lib.transaction import AsyncTransaction
-
-
-class AsyncSession:
-    """Statements with this session's consistency level and read-your-writes position."""
-
-    _executor: AsyncExecutor
-
-    def __init__(self, router: AsyncRouter, state: SessionState) -> None:
-        self._executor = router._executor
-        self._core = router.core
-        self.state = state
-
-    @property
-    def consistency(self) -> Consistency:
-        return self.state.consistency
-
-    @consistency.setter
-    def consistency(self, value: Consistency) -> None:
-        self.state.consistency = value
-
-    @property
-    def write_lsn(self) -> int:
-        return self.state.write_lsn
-
-    async def _run(
-        self,
-        query: Statement,
-        params: Params,
-        consistency: Consistency | None,
-        cache: bool | None,
-    ) -> tuple[list[Row], int]:
-        text, classification = self._core.classify(query, params is not None)
-        if classification.read_only:
-            return await self._executor.read(
-                query,
-                params,
-                text,
-                consistency or self.state.consistency,
-                self.state,
-                classification,
-                cache,
-            )
-        if classification.transaction_control:
-            raise TransactionControlNotAllowed("use transaction() instead of BEGIN/COMMIT")
-        return await self._executor.write(query, params, self.state, classification)
-
-    async def query(
-        self,
-        query: Statement,
-        params: Params = None,
-        *,
-        consistency: Consistency | None = None,
-        cache: bool | None = None,
-    ) -> list[Row]:
-        """See :meth:`router_lib.router.Session.query`."""
-        return (await self._run(query, params, consistency, cache))[0]
-
-    async def query_one(
-        self,
-        query: Statement,
-        params: Params = None,
-        *,
-        consistency: Consistency | None = None,
-        cache: bool | None = None,
-    ) -> Row | None:
-        rows = (await self._run(query, params, consistency, cache))[0]
-        return rows[0] if rows else None
-
-    async def execute(
-        self, query: Statement, params: Params = None, *, consistency: Consistency | None = None
-    ) -> int:
-        return (await self._run(query, params, consistency, False))[1]
-
-    @asynccontextmanager
-    async def transaction(
-        self,
-        read_only: bool = False,
-        *,
-        consistency: Consistency | None = None,
-        isolation_level: IsolationLevel | None = None,
-    ) -> AsyncIterator[AsyncTransaction]:
-        """See :meth:`router_lib.router.Session.transaction`."""
-        executor = self._executor
-        if read_only:
-            level = consistency or self.state.consistency
-            async with executor.read_only_transaction(level, self.state, isolation_level) as tx:
-                yield tx
-        else:
-            async with executor.read_write_transaction(self.state, isolation_level) as tx:
-                yield tx
 
 
 class AsyncRouter(AsyncSession):
+    """The asyncio twin of :class:`router_lib.router.Router`."""
+
+    _keeps_state = False
+
     def __init__(
         self,
         config: RouterConfig | None = None,

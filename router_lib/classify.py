@@ -21,7 +21,9 @@ from typing import Any
 
 from pglast import parser
 
+from router_lib import session_effects
 from router_lib.placeholders import to_dollar_placeholders
+from router_lib.session_effects import SessionEffects
 
 # Functions that write, lock, consume a sequence or transaction id, or only work on a primary.
 BUILTIN_WRITE_FUNCTIONS = frozenset(
@@ -119,6 +121,8 @@ class Classification:
     # a result cache must drop everything.
     invalidates_all: bool = False
     transaction_control: bool = False
+    # What it leaves on the server session (None: nothing; see router_lib.session_effects).
+    effects: SessionEffects | None = None
 
 
 _EMPTY: frozenset[str] = frozenset()
@@ -144,13 +148,21 @@ class _Findings:
     into: bool = False
     function_names: list[tuple[str, str]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
+    set_config_calls: list[session_effects.SetConfigCall] = field(default_factory=list)
+    creates_temp: bool = False
 
     def note(self, node: dict[str, Any]) -> dict[str, Any]:
         relname = node.get("relname")
         if isinstance(relname, str):
             self.tables.add(relname)
+            if session_effects.is_temp_relation(node):
+                self.creates_temp = True
         if "FuncCall" in node:
-            self.function_names.append(_function_name(node["FuncCall"]))
+            call = node["FuncCall"]
+            name = _function_name(call)
+            self.function_names.append(name)
+            if name[0] == "set_config":
+                self.set_config_calls.append(session_effects.set_config_call(call))
         if "lockingClause" in node:
             self.locking = True
         if "intoClause" in node:
@@ -211,17 +223,35 @@ class Classifier:
             # Findings cover every statement here: each part is judged conservatively.
             parts = [self._statement(s["stmt"], found) for s in statements]
             tables = frozenset().union(*(p.tables for p in parts))
+            effects = [p.effects for p in parts if p.effects is not None]
             return Classification(
                 False,
                 MULTI_STATEMENT,
                 tables,
                 invalidates_all=any(p.invalidates_all or not p.read_only for p in parts),
                 transaction_control=any(p.transaction_control for p in parts),
+                effects=_union(effects),
             )
         return self._statement(statements[0]["stmt"], found)
 
     def _statement(self, node: dict[str, Any], found: _Findings) -> Classification:
         ((kind, body),) = node.items()
+        plain = self._plain_statement(kind, body, found)
+        effects = session_effects.statement_effects(
+            kind, body, found.function_names, found.set_config_calls, found.creates_temp
+        )
+        if effects == session_effects.NONE:
+            return plain
+        return Classification(
+            False,
+            SESSION_STATE if plain.read_only else plain.reason,
+            plain.tables,
+            plain.invalidates_all,
+            plain.transaction_control,
+            effects,
+        )
+
+    def _plain_statement(self, kind: str, body: dict[str, Any], found: _Findings) -> Classification:
         tables = frozenset(found.tables)
         writes_unknown = self._calls_write_function(found.function_names)
         if kind == "SelectStmt":
@@ -275,3 +305,12 @@ class Classifier:
             and bare not in BUILTIN_WRITE_FUNCTIONS
             for bare, dotted in names
         )
+
+
+def _union(effects: list[SessionEffects]) -> SessionEffects | None:
+    if not effects:
+        return None
+    combined = effects[0]
+    for more in effects[1:]:
+        combined = combined | more
+    return combined

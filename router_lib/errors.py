@@ -55,3 +55,21 @@ class TransactionControlNotAllowed(psycopg.ProgrammingError):
 
 class ConfigurationError(psycopg.ProgrammingError):
     """The router configuration (code or environment) is invalid."""
+
+
+class SessionStateNotAllowed(psycopg.ProgrammingError):
+    """A statement that leaves state on its database session (SET, SET ROLE, a temp table,
+    PREPARE, LISTEN, a session advisory lock...) was sent outside a session.
+
+    The router's own methods and the module functions share pooled connections between all
+    callers: the state would reach whoever borrows the connection next. Nothing was sent;
+    run it in ``router.session()`` (or ``router_lib.session()``), where it holds for the
+    session's later statements and nobody else's.
+    """
+
+
+class SessionStateLost(RouterError):
+    """The connection that held this session's state (temp tables, prepared statements,
+    LISTEN, held cursors, session advisory locks) broke, e.g. in a failover: that state is
+    gone. The session refuses further statements; open a new session and recreate it.
+    Settings (SET, SET ROLE) are not lost: they are replayed on any connection."""

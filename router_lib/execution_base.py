@@ -13,7 +13,7 @@ from psycopg import pq
 
 from router_lib.classify import Classification
 from router_lib.endpoints import Role
-from router_lib.errors import WriteOutcomeUnknown
+from router_lib.errors import SessionStateNotAllowed, WriteOutcomeUnknown
 from router_lib.failures import ReadAction
 from router_lib.health import EndpointState, ReplayAware, known_replay
 from router_lib.read_attempts import ReadAttempts
@@ -25,6 +25,19 @@ REPLAY_SQL = "SELECT pg_last_wal_replay_lsn()::text"
 # synchronous_commit=off (the insert position, not the flushed one).
 WRITE_POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 PRIMARY_TARGET = Role.PRIMARY.value
+
+
+def session_state_refused(text: str) -> SessionStateNotAllowed:
+    """The error for a statement that would leave state on a shared pooled connection."""
+    shown = " ".join(text.split())
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return SessionStateNotAllowed(
+        f"{shown!r} leaves state on the database session (a setting, role, temp table, "
+        "prepared statement, LISTEN, held cursor or session lock); outside a session it "
+        "would reach other callers of this router. Nothing was sent: run it in a session "
+        "(with router.session() as s: s.execute(...)), where it holds for the session's "
+        "later statements and nobody else's"
+    )
 
 
 def poll_delay(polls_so_far: int, longest_s: float) -> float:

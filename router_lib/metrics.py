@@ -66,6 +66,11 @@ class RouterMetrics:
             ("endpoint",),
             registry=registry,
         )
+        self.session_pins = counter(
+            "replicadb_router_session_pins",
+            "Sessions pinned to one primary connection by state that cannot move, by reason",
+            ("reason",),
+        )
         self._fallback_children: dict[str, Any] = {}
 
     def query(self, target: str, reason: str) -> None:

@@ -44,11 +44,15 @@ log = logging.getLogger(__name__)
 class RoutedConnection(psycopg.Connection[TupleRow]):
     established_at: float = 0.0
     confirmed_lsn: int = 0
+    # Session state on it (router_lib.carried_state: CLEAN, SETTINGS, ANYTHING...): cleaned
+    # before it goes back to its pool.
+    carries: int = 0
 
 
 class AsyncRoutedConnection(psycopg.AsyncConnection[TupleRow]):
     established_at: float = 0.0
     confirmed_lsn: int = 0
+    carries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ after the connections in use come back, so in-flight work finishes where it star
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -137,6 +138,17 @@ class RoutingTable:
         return state.eject(
             time.monotonic(), self.eject_base_s, self.eject_max_s, self.probe_enabled
         )
+
+    async def wait_for_change_async(self, version: int, timeout_s: float) -> bool:
+        """:meth:`wait_for_change` for the event loop: changes arrive from a thread, so poll
+        every 10 ms rather than block the loop."""
+        deadline = time.monotonic() + timeout_s
+        while self.view.version == version:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(0.01, remaining))
+        return True
 
     def wait_for_change(self, version: int, timeout_s: float) -> bool:
         """Block until the view is newer than ``version``; False on timeout."""

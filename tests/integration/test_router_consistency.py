@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 from replicadb_operator.local.topology import LocalTopology
 
 from router_lib.consistency import BOUNDED, EVENTUAL, READ_YOUR_WRITES
-from router_lib.router import Router, Session
+from router_lib.router import Router
+from router_lib.session import Session
 from tests.integration.conftest import replay_paused, server_of, static_config
 from tests.integration.sql import caught_up, eventually, execute, scalar
 
