@@ -28,9 +28,10 @@ $(VENV)/.installed: pyproject.toml
 deps: system-deps $(VENV)/.installed ## install system packages and the Python virtualenv
 
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff
+lint: $(VENV)/.installed ## ruff, and the generated sync twins of router_lib are current
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/async_to_sync.py --check
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed ## mypy (strict)

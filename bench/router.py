@@ -169,6 +169,38 @@ def cache_speedup(topology: LocalTopology, replica: str) -> float:
         return statistics.median(cached_rounds) / statistics.median(uncached_rounds)
 
 
+def session_settings_qps(topology: LocalTopology, replica: str) -> tuple[float, float]:
+    """(plain session q/s, q/s of a session that replays two settings): point selects on
+    one replica, one thread, rounds interleaved. The settings session pays a set_config
+    round trip before each read and a reset after it (the connection goes back clean)."""
+    config = RouterConfig(
+        primary_dsn=topology.dsn(topology.primary),
+        replica_dsns=(topology.dsn(replica),),
+        consistency=EVENTUAL,
+        replica_pool_min=1,
+        replica_pool_max=1,
+        lag_probe_interval_s=0,
+    )
+    with Router(config, registry=CollectorRegistry()) as router:
+        plain = router.session()
+        carrying = router.session()
+        carrying.execute("SET search_path = public")
+        carrying.execute("SET statement_timeout = '5s'")
+
+        def plain_read(key: int) -> object:
+            return plain.query(POINT_SELECT, (key,))
+
+        def carrying_read(key: int) -> object:
+            return carrying.query(POINT_SELECT, (key,))
+
+        plain_rounds, carrying_rounds = [], []
+        for _ in range(3):
+            plain_rounds.append(qps(plain_read, QUERIES_PER_ROUND))
+            carrying_rounds.append(qps(carrying_read, QUERIES_PER_ROUND))
+        carrying.close()
+        return statistics.median(plain_rounds), statistics.median(carrying_rounds)
+
+
 def main() -> None:
     progress("starting a primary and two replicas")
     topology = LocalTopology(replicas=2, run_as=server_user())
@@ -199,6 +231,8 @@ def main() -> None:
         ryw_us = ryw_overhead_us(topology)
         progress("cached reads vs uncached reads through the router")
         speedup = cache_speedup(topology, replica)
+        progress("a session replaying two settings vs a plain session")
+        plain_qps, settings_qps = session_settings_qps(topology, replica)
     finally:
         progress("removing the topology")
         topology.destroy()
@@ -212,6 +246,9 @@ def main() -> None:
             "classify_uncached_us": round(uncached_us, 2),
             "ryw_overhead_us": round(ryw_us, 1),
             "cache_speedup": round(speedup, 2),
+            "plain_session_qps": round(plain_qps, 1),
+            "settings_session_qps": round(settings_qps, 1),
+            "settings_session_ratio": round(settings_qps / plain_qps, 4),
         },
         {
             "direct_qps": "point select through a psycopg_pool pool, 1 thread (1/median latency)",
@@ -221,6 +258,10 @@ def main() -> None:
             "classify_uncached_us": "pglast JSON parse + decode of a new statement text",
             "ryw_overhead_us": "extra per read: read-your-writes vs eventual, 10 reads/write",
             "cache_speedup": "cached read vs uncached read, in-process layer",
+            "plain_session_qps": "point selects through router.session(), 1 thread",
+            "settings_session_qps": "the same in a session that SET search_path and "
+            "statement_timeout (replayed before each read, reset after)",
+            "settings_session_ratio": "settings session / plain session",
         },
     )
 
