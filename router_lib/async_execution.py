@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
-from replicadb_operator.dataplane.lsn import parse_lsn
 
 from router_lib import classify, routing
 from router_lib.cache import AsyncResultCache, CachedResult, Params
@@ -38,6 +37,7 @@ from router_lib.pools import AsyncPools, AsyncRoutedConnection
 from router_lib.read_attempts import ReadAttempts
 from router_lib.router_core import RouterCore, Row, Statement
 from router_lib.routing import ReadChoice
+from router_lib.status_contract import parse_lsn
 from router_lib.transaction import AsyncTransaction
 
 Pool = AsyncConnectionPool[AsyncRoutedConnection]

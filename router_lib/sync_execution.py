@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
-from replicadb_operator.dataplane.lsn import parse_lsn
 
 from router_lib import classify, routing
 from router_lib.cache import CachedResult, Params, ResultCache
@@ -36,6 +35,7 @@ from router_lib.pools import RoutedConnection, SyncPools
 from router_lib.read_attempts import ReadAttempts
 from router_lib.router_core import RouterCore, Row, Statement
 from router_lib.routing import ReadChoice
+from router_lib.status_contract import parse_lsn
 from router_lib.transaction import Transaction
 
 Pool = ConnectionPool[RoutedConnection]
