@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry
 from psycopg import IsolationLevel
 
 from router_lib.async_execution import AsyncExecutor
@@ -25,11 +24,15 @@ from router_lib.endpoints import Topology
 from router_lib.errors import TransactionControlNotAllowed
 from router_lib.health import EndpointState
 from router_lib.lag_probe import AsyncLagProbe, ProbeHooks
+from router_lib.metrics import DEFAULT_REGISTRY
 from router_lib.pools import AsyncPools, PoolSettings
 from router_lib.router_core import RouterCore, Row, Statement, source_for
 from router_lib.routing_table import View
 from router_lib.sources import TopologySource
 from router_lib.transaction import AsyncTransaction
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class AsyncSession:
@@ -128,7 +131,7 @@ class AsyncRouter(AsyncSession):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.config = config if config is not None else RouterConfig.from_env()
         self.core = RouterCore(self.config, registry)
@@ -151,7 +154,7 @@ class AsyncRouter(AsyncSession):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> AsyncRouter:
         router = cls(config, source=source, registry=registry)
         await router.open()

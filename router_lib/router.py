@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry
 from psycopg import IsolationLevel
 
 from router_lib.cache import Params, ResultCache
@@ -24,12 +23,16 @@ from router_lib.endpoints import Topology
 from router_lib.errors import TransactionControlNotAllowed
 from router_lib.health import EndpointState
 from router_lib.lag_probe import LagProbe, ProbeHooks
+from router_lib.metrics import DEFAULT_REGISTRY
 from router_lib.pools import PoolSettings, SyncPools
 from router_lib.router_core import RouterCore, Row, Statement, source_for, statement_text
 from router_lib.routing_table import View
 from router_lib.sources import TopologySource
 from router_lib.sync_execution import SyncExecutor
 from router_lib.transaction import Transaction
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +161,7 @@ class Router(Session):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.config = config if config is not None else RouterConfig.from_env()
         self.core = RouterCore(self.config, registry)
