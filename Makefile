@@ -17,10 +17,13 @@ help: ## list the targets
 system-deps: ## install the Debian packages the tests need (only those missing)
 	@scripts/install-system-packages.sh $(SYSTEM_PACKAGES)
 
-$(VENV)/.installed: pyproject.toml
-	@echo "==> python: creating $(VENV) and installing replicadb[dev]"
+# Two distributions, one virtualenv: the client (router_lib/, replicadb-router) first, since
+# the operator's (replicadb) depends on it and it is not on PyPI.
+$(VENV)/.installed: pyproject.toml router_lib/pyproject.toml
+	@echo "==> python: creating $(VENV) and installing replicadb-router[kube,redis,metrics] and replicadb[dev]"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e './router_lib[kube,redis,metrics]'
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 

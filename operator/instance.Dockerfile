@@ -20,17 +20,20 @@ RUN groupadd --system --gid 999 postgres \
       postgresql-15 postgresql-client-15 pgbouncer python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
-# Dependencies first, from pyproject.toml alone, so that a source change reuses this layer.
+# Dependencies first, from the two pyproject.toml files alone, so that a source change reuses
+# this layer: the operator's distribution (replicadb) and the client's (replicadb-router,
+# router_lib/), which it depends on and which is installed from the source below, not PyPI.
 COPY pyproject.toml /src/pyproject.toml
+COPY router_lib/pyproject.toml /src/router_lib/pyproject.toml
 RUN python3 -m venv /opt/replicadb \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
+ && python3 -c "import tomllib; print('\n'.join(d for f in ('/src/router_lib/pyproject.toml', '/src/pyproject.toml') for d in tomllib.load(open(f, 'rb'))['project']['dependencies'] if not d.startswith('replicadb-router')))" >/tmp/requirements.txt \
  && /opt/replicadb/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
 COPY README.md /src/README.md
 COPY operator/replicadb_operator /src/operator/replicadb_operator
 COPY router_lib /src/router_lib
-RUN /opt/replicadb/bin/pip install --no-cache-dir --no-deps /src && rm -rf /src
+RUN /opt/replicadb/bin/pip install --no-cache-dir --no-deps /src/router_lib /src && rm -rf /src
 
 ENV PATH=/opt/replicadb/bin:/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data/pgdata

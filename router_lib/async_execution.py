@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
-from replicadb_operator.dataplane.lsn import parse_lsn
 
 from router_lib import carried_state, classify, routing, session_effects
 from router_lib.cache import AsyncResultCache, CachedResult, Params
@@ -43,6 +42,7 @@ from router_lib.read_attempts import ReadAttempts
 from router_lib.router_core import RouterCore, Row, Statement
 from router_lib.routing import ReadChoice
 from router_lib.session_effects import NONE, OPAQUE_SETTING, SessionEffects, StateRule, custom_names
+from router_lib.status_contract import parse_lsn
 from router_lib.transaction import AsyncTransaction
 
 Pool = AsyncConnectionPool[AsyncRoutedConnection]

@@ -10,9 +10,7 @@ retired endpoints are closed on the loop.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from prometheus_client import REGISTRY, CollectorRegistry
+from typing import TYPE_CHECKING, Any
 
 from router_lib.async_execution import AsyncExecutor
 from router_lib.async_session import AsyncSession
@@ -22,10 +20,14 @@ from router_lib.consistency import Consistency, SessionState
 from router_lib.endpoints import Topology
 from router_lib.health import EndpointState
 from router_lib.lag_probe import AsyncLagProbe, ProbeHooks
+from router_lib.metrics import DEFAULT_REGISTRY
 from router_lib.pools import AsyncPools, PoolSettings
 from router_lib.router_core import RouterCore, source_for
 from router_lib.routing_table import View
 from router_lib.sources import TopologySource
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class AsyncRouter(AsyncSession):
@@ -38,7 +40,7 @@ class AsyncRouter(AsyncSession):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.config = config if config is not None else RouterConfig.from_env()
         self.core = RouterCore(self.config, registry)
@@ -61,7 +63,7 @@ class AsyncRouter(AsyncSession):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> AsyncRouter:
         router = cls(config, source=source, registry=registry)
         await router.open()

@@ -13,18 +13,27 @@ import enum
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from replicadb_operator.dataplane.lsn import parse_lsn
+from typing import Any, Literal, cast
 
 from router_lib.conninfo import ConnectionSettings, describe_address
+from router_lib.status_contract import (
+    DEFAULT_PORT,
+    ROLE_PRIMARY,
+    ROLE_REPLICA,
+    InstanceEntry,
+    RoutingStatus,
+    StatusEndpoints,
+    parse_lsn,
+    read_instance_entry,
+    read_service_address,
+)
 
 log = logging.getLogger(__name__)
 
 
 class Role(enum.Enum):
-    PRIMARY = "primary"
-    REPLICA = "replica"
+    PRIMARY = ROLE_PRIMARY
+    REPLICA = ROLE_REPLICA
 
 
 class Via(enum.Enum):
@@ -83,72 +92,55 @@ def static_topology(
     return Topology(primary, replicas)
 
 
-def _optional_lsn(value: object) -> int | None:
+def _optional_lsn(text: str | None) -> int | None:
     try:
-        return parse_lsn(value) if isinstance(value, str) else None
+        return None if text is None else parse_lsn(text)
     except ValueError:
         return None
 
 
-def _optional_number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _address(entry: Mapping[str, Any]) -> tuple[str, int] | None:
-    host = entry.get("address") or entry.get("host")
-    if not isinstance(host, str) or not host:
-        return None
-    try:
-        return host, int(entry.get("port", 5432))
-    except (TypeError, ValueError):
-        return host, 5432
-
-
 def _instance_endpoint(
-    entry: Mapping[str, Any], role: Role, settings: ConnectionSettings
+    entry: InstanceEntry, role: Role, settings: ConnectionSettings
 ) -> Endpoint | None:
-    address = _address(entry)
-    name = entry.get("name")
-    if address is None or not isinstance(name, str):
-        return None
-    host, port = address
-    lag_bytes = _optional_number(entry.get("lagBytes"))
-    zone = entry.get("zone")
+    host = entry.get("address")
+    if not host:
+        return None  # no pod IP yet
+    port = entry.get("port", DEFAULT_PORT)
     return Endpoint(
-        name=name,
+        name=entry["name"],
         role=role,
         conninfo=settings.for_address(host, port),
         host=host,
         port=port,
-        zone=zone if isinstance(zone, str) and zone else None,
-        ready=entry.get("ready") is not False,
+        zone=entry.get("zone") or None,
+        ready=entry.get("ready", True),
         status_replay_lsn=_optional_lsn(entry.get("replayedLsn")),
-        status_lag_bytes=None if lag_bytes is None else int(lag_bytes),
-        status_lag_seconds=_optional_number(entry.get("lagSeconds")),
+        status_lag_bytes=entry.get("lagBytes"),
+        status_lag_seconds=entry.get("lagSeconds"),
     )
 
 
 def _primary_via(
     instance: Endpoint | None,
-    endpoints: Mapping[str, Any],
+    endpoints: StatusEndpoints,
     via: Via,
     settings: ConnectionSettings,
 ) -> Endpoint | None:
     if via is Via.INSTANCE or instance is None:
         return instance
-    key = "readWrite" if via is Via.SERVICE else "poolerReadWrite"
-    entry = endpoints.get(key)
-    address = _address(entry) if isinstance(entry, Mapping) else None
+    key: Literal["readWrite", "poolerReadWrite"] = (
+        "readWrite" if via is Via.SERVICE else "poolerReadWrite"
+    )
+    address = read_service_address(endpoints.get(key))
     if address is None:
         log.warning("status has no endpoints.%s; writing to the primary instance", key)
         return instance
-    host, port = address
     return Endpoint(
         name=f"{instance.name}-{via.value}",
         role=Role.PRIMARY,
-        conninfo=settings.for_address(host, port),
-        host=host,
-        port=port,
+        conninfo=settings.for_address(address["host"], address["port"]),
+        host=address["host"],
+        port=address["port"],
         zone=instance.zone,
         ready=instance.ready,
         via=via,
@@ -158,23 +150,30 @@ def _primary_via(
 def topology_from_status(
     status: Mapping[str, Any], settings: ConnectionSettings, via: Via = Via.INSTANCE
 ) -> Topology:
-    """The router's view of a ReplicatedDatabase status (shape in the README)."""
-    primary_name = status.get("primary")
-    instances = status.get("instances") or []
+    """The router's view of a ReplicatedDatabase status (:mod:`router_lib.status_contract`)."""
+    # Typed for its keys only: every value is checked as it is read (the object comes from
+    # the API server and may have been edited by hand).
+    fields = cast(RoutingStatus, status)
+    primary_name = fields.get("primary")
     primary_instance: Endpoint | None = None
     replicas: list[Endpoint] = []
-    for entry in instances:
-        if not isinstance(entry, Mapping):
+    for raw in fields.get("instances") or []:
+        entry = read_instance_entry(raw)
+        if entry is None:
             continue
-        if entry.get("name") == primary_name:
+        if entry["name"] == primary_name:
             primary_instance = _instance_endpoint(entry, Role.PRIMARY, settings)
-        elif entry.get("role") == Role.REPLICA.value:
+        elif entry.get("role") == ROLE_REPLICA:
             replica = _instance_endpoint(entry, Role.REPLICA, settings)
             if replica is not None:
                 replicas.append(replica)
-    endpoints = status.get("endpoints")
+    endpoints = fields.get("endpoints")
     primary = _primary_via(
-        primary_instance, endpoints if isinstance(endpoints, Mapping) else {}, via, settings
+        primary_instance,
+        endpoints if isinstance(endpoints, Mapping) else StatusEndpoints(),
+        via,
+        settings,
     )
-    timeline = status.get("timeline")
-    return Topology(primary, tuple(replicas), timeline if isinstance(timeline, int) else None)
+    timeline = fields.get("timeline")
+    timeline_known = isinstance(timeline, int) and not isinstance(timeline, bool)
+    return Topology(primary, tuple(replicas), timeline if timeline_known else None)

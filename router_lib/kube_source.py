@@ -21,6 +21,7 @@ from router_lib.config import RouterConfig
 from router_lib.conninfo import ConnectionSettings
 from router_lib.endpoints import Via
 from router_lib.errors import ConfigurationError
+from router_lib.extras import MissingExtra
 from router_lib.sources import StatusSource, TopologyCallback
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ WatchEvents = Callable[[str | None], Iterable[Mapping[str, Any]]]
 def kubernetes_calls(
     namespace: str, name: str, kubeconfig: str | None
 ) -> tuple[GetObject, WatchEvents]:
-    from kubernetes import client, config, watch
+    try:
+        from kubernetes import client, config, watch
+    except ModuleNotFoundError as exc:
+        raise MissingExtra("kube", "watching a ReplicatedDatabase (REPLICADB_NAME)") from exc
 
     # The kubernetes client is untyped.
     if kubeconfig is not None:

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from replicadb_operator.dataplane.lsn import parse_lsn
 
 from router_lib.endpoints import Via
 from router_lib.health import EndpointState
 from router_lib.metrics import RouterMetrics
 from router_lib.routing_table import RoutingTable
+from router_lib.status_contract import parse_lsn
 
 log = logging.getLogger(__name__)
 

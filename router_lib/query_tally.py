@@ -3,21 +3,18 @@
 prometheus_client's ``Counter.inc`` takes a lock and goes through three Python calls: about a
 third of the router's own time on a point select. Each thread here keeps its own tally, which
 only it writes; Prometheus sums the tallies when it collects. Tallies of threads that have
-ended are kept (counters never go down).
+ended are kept (counters never go down). It needs nothing of prometheus_client;
+:mod:`router_lib.prometheus_metrics` exports it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
 
 Tally = dict[tuple[str, str], int]
 
 
-class QueryTally(Collector):
+class QueryTally:
     name = "replicadb_router_queries"
     documentation = "Statements routed, by target (primary, replica) and reason"
 
@@ -44,12 +41,3 @@ class QueryTally(Collector):
             for key, count in dict(tally).items():  # a copy: its thread may be adding
                 totals[key] = totals.get(key, 0) + count
         return totals
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=("target", "reason"))
-        for (target, reason), count in sorted(self.totals().items()):
-            family.add_metric((target, reason), count)
-        yield family
-
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(self.name, self.documentation, labels=("target", "reason"))

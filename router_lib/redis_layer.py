@@ -19,11 +19,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import redis
-import redis.asyncio
-
 from router_lib.cache import ALL_TABLES, CachedResult, Generations
 from router_lib.cache_codec import NotEncodable, decode_entry, encode_entry
+from router_lib.extras import MissingExtra
+
+try:
+    import redis
+    import redis.asyncio
+except ModuleNotFoundError as exc:
+    raise MissingExtra("redis", "the Redis result cache (REPLICADB_CACHE=...redis)") from exc
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,7 @@ expects), and statements that leave state on the database session are refused th
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from prometheus_client import REGISTRY, CollectorRegistry
+from typing import TYPE_CHECKING, Any
 
 from router_lib.cache import ResultCache
 from router_lib.config import RouterConfig
@@ -20,6 +18,7 @@ from router_lib.consistency import Consistency, SessionState
 from router_lib.endpoints import Topology
 from router_lib.health import EndpointState
 from router_lib.lag_probe import LagProbe, ProbeHooks
+from router_lib.metrics import DEFAULT_REGISTRY
 from router_lib.pools import PoolSettings, SyncPools
 from router_lib.router_core import RouterCore, source_for
 from router_lib.routing_table import View
@@ -28,6 +27,9 @@ from router_lib.sources import TopologySource
 from router_lib.sync_execution import SyncExecutor
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class Router(Session):
@@ -45,7 +47,7 @@ class Router(Session):
         config: RouterConfig | None = None,
         *,
         source: TopologySource | None = None,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.config = config if config is not None else RouterConfig.from_env()
         self.core = RouterCore(self.config, registry)

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
 from psycopg import sql
 
 from router_lib.cache import CachedResult
@@ -22,6 +21,9 @@ from router_lib.metrics import metrics_for
 from router_lib.routing import ReadPolicy, lsn_within_bounds
 from router_lib.routing_table import Change, RoutingTable
 from router_lib.sources import StaticSource, TopologySource
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 

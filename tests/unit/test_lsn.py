@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from replicadb_operator.dataplane.lsn import format_lsn, lsn_distance, parse_lsn
+from replicadb_operator.dataplane.lsn import lsn_distance
+
+from router_lib.status_contract import format_lsn, parse_lsn
 
 
 def test_parse_known_values() -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from replicadb_operator.dataplane.lsn import parse_lsn
 from replicadb_operator.dataplane.probe import ProbeResult
 from replicadb_operator.monitoring import status_model
 from replicadb_operator.spec import parse_spec
 
+from router_lib.status_contract import INSTANCE_FIELDS, InstanceEntry, parse_lsn
+
 DB = parse_spec("shop", "prod", {"replicas": 2})
 
 
-def inst(name: str, role: str, ready: bool = True, lag: int = 0) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "role": role, "ready": ready, "state": "streaming"}
+def inst(name: str, role: str, ready: bool = True, lag: int = 0) -> InstanceEntry:
+    entry = InstanceEntry(name=name, role=role, ready=ready, state="streaming")
     if role == "replica":
         entry |= {"lagBytes": lag, "lagSeconds": 0.0, "replayedLsn": f"0/{lag:X}"}
     return entry
@@ -105,3 +104,7 @@ def test_received_position_is_never_shown_below_the_replayed_one() -> None:
     assert status_model.instance_entry("r", None, ahead, None, None, None)["receivedLsn"] == (
         "0/7000000"
     )
+
+
+def test_volatile_instance_keys_are_fields_of_the_status_contract() -> None:
+    assert status_model.VOLATILE_INSTANCE_KEYS <= INSTANCE_FIELDS

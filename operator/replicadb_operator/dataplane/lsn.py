@@ -2,29 +2,15 @@
 
 PostgreSQL prints an LSN as two hex halves (``16/B374D848``); arithmetic on them (lag in bytes,
 "has this replica reached that commit") is simplest on the 64-bit integer they stand for.
+Parsing and formatting are part of the status contract shared with router_lib, so they live
+in :mod:`router_lib.status_contract`; the operator's own arithmetic stays here.
 """
 
 from __future__ import annotations
 
-Lsn = int
+from router_lib.status_contract import Lsn, format_lsn, parse_lsn
 
-
-def parse_lsn(text: str) -> Lsn:
-    """``'16/B374D848'`` -> ``0x16B374D848``. Raises ValueError on anything else."""
-    high, sep, low = text.strip().partition("/")
-    try:
-        if sep and high and low:
-            return (int(high, 16) << 32) | int(low, 16)
-    except ValueError:
-        pass
-    raise ValueError(f"not an LSN: {text!r}")
-
-
-def format_lsn(lsn: Lsn) -> str:
-    """The inverse of :func:`parse_lsn`, in PostgreSQL's own spelling."""
-    if lsn < 0:
-        raise ValueError(f"LSN cannot be negative: {lsn}")
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+__all__ = ["Lsn", "format_lsn", "lsn_distance", "parse_lsn", "parse_optional_lsn"]
 
 
 def parse_optional_lsn(text: str | None) -> Lsn | None:

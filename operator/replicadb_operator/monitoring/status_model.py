@@ -2,6 +2,8 @@
 
 Status is written only when it changes meaningfully (roles, readiness, phase, conditions,
 primary); positions and lag alone are written at most every ``VOLATILE_WRITE_INTERVAL_S``.
+The instance entries and endpoints are router_lib's input: their shape is
+:mod:`router_lib.status_contract`, which both sides import.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ from typing import Any
 
 from replicadb_operator.builders import names
 from replicadb_operator.dataplane.lag import ReplicaLag
-from replicadb_operator.dataplane.lsn import format_lsn
 from replicadb_operator.dataplane.probe import ProbeResult
 from replicadb_operator.monitoring.pods import InstancePod
 from replicadb_operator.spec import DatabaseSpec
+from router_lib.status_contract import (
+    ROLE_PRIMARY,
+    ROLE_REPLICA,
+    ROLE_UNKNOWN,
+    InstanceEntry,
+    RoutingStatus,
+    ServiceAddress,
+    StatusEndpoints,
+    format_lsn,
+)
 
 VOLATILE_WRITE_INTERVAL_S = 5.0
 VOLATILE_INSTANCE_KEYS = frozenset(
-    {"currentLsn", "receivedLsn", "replayedLsn", "lagBytes", "lagSeconds", "lastReplayTime"}
+    {"currentLsn", "receivedLsn", "replayedLsn", "lagBytes", "lagSeconds"}
 )
 VOLATILE_TOP_KEYS = frozenset({"maxLag", "maxLagBytes", "maxLagSeconds", "lastProbeTime"})
 
@@ -39,8 +50,8 @@ def now_iso() -> str:
 
 def _role(probe: ProbeResult | None) -> str:
     if probe is None or not probe.reachable:
-        return "unknown"
-    return names.ROLE_PRIMARY if probe.is_primary else names.ROLE_REPLICA
+        return ROLE_UNKNOWN
+    return ROLE_PRIMARY if probe.is_primary else ROLE_REPLICA
 
 
 def _state(probe: ProbeResult | None, pod: InstancePod | None) -> str:
@@ -62,19 +73,25 @@ def instance_entry(
     lag: ReplicaLag | None,
     zone: str | None,
     sync_state: str | None,
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": name,
-        "role": _role(probe),
-        "address": pod.ip if pod else None,
-        "port": names.PG_PORT,
-        "ready": bool(pod and pod.ready and probe and probe.reachable),
-        "state": _state(probe, pod),
-        "zone": zone,
-        "node": pod.node if pod else None,
-    }
+) -> InstanceEntry:
+    """One ``status.instances`` entry; what is not known is left out, never null."""
+    entry = InstanceEntry(
+        name=name,
+        role=_role(probe),
+        port=names.PG_PORT,
+        ready=bool(pod and pod.ready and probe and probe.reachable),
+        state=_state(probe, pod),
+    )
+    if pod is not None:
+        if pod.ip is not None:
+            entry["address"] = pod.ip
+        if pod.node is not None:
+            entry["node"] = pod.node
+    if zone is not None:
+        entry["zone"] = zone
     if probe is not None and probe.reachable:
-        entry["timeline"] = probe.timeline
+        if probe.timeline is not None:
+            entry["timeline"] = probe.timeline
         if probe.current_lsn is not None:
             entry["currentLsn"] = format_lsn(probe.current_lsn)
         if probe.receive_lsn is not None:
@@ -89,7 +106,7 @@ def instance_entry(
         entry["lagSeconds"] = round(lag.seconds or 0.0, 3)
     if sync_state:
         entry["syncState"] = sync_state
-    return {k: v for k, v in entry.items() if v is not None}
+    return entry
 
 
 def condition(
@@ -108,27 +125,24 @@ def condition(
     }
 
 
-def endpoints(db: DatabaseSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "readWrite": {"host": names.dns(db, names.rw_service(db)), "port": names.PG_PORT},
-        "readOnly": {"host": names.dns(db, names.ro_service(db)), "port": names.PG_PORT},
-    }
+def endpoints(db: DatabaseSpec) -> StatusEndpoints:
+    def service(name: str, port: int) -> ServiceAddress:
+        return ServiceAddress(host=names.dns(db, name), port=port)
+
+    out = StatusEndpoints(
+        readWrite=service(names.rw_service(db), names.PG_PORT),
+        readOnly=service(names.ro_service(db), names.PG_PORT),
+    )
     if db.pooler.enabled:
-        out["poolerReadWrite"] = {
-            "host": names.dns(db, names.pooler(db, "rw")),
-            "port": names.POOLER_PORT,
-        }
-        out["poolerReadOnly"] = {
-            "host": names.dns(db, names.pooler(db, "ro")),
-            "port": names.POOLER_PORT,
-        }
+        out["poolerReadWrite"] = service(names.pooler(db, "rw"), names.POOLER_PORT)
+        out["poolerReadOnly"] = service(names.pooler(db, "ro"), names.POOLER_PORT)
     return out
 
 
 def summary(
     db: DatabaseSpec,
     primary: str | None,
-    instances: list[dict[str, Any]],
+    instances: Sequence[InstanceEntry],
     previous_conditions: Sequence[Mapping[str, Any]],
     failing_over: str | None = None,
     blocked: str | None = None,
@@ -136,10 +150,10 @@ def summary(
     """Top-level fields: who is primary, how many replicas are ready, the largest lag, the
     phase and the conditions."""
     replicas = [i for i in instances if i["name"] != primary]
-    ready_replicas = [i for i in replicas if i["ready"] and i["role"] == names.ROLE_REPLICA]
+    ready_replicas = [i for i in replicas if i.get("ready") and i.get("role") == ROLE_REPLICA]
     primary_entry = next((i for i in instances if i["name"] == primary), None)
     primary_ok = bool(
-        primary_entry and primary_entry["ready"] and primary_entry["role"] == "primary"
+        primary_entry and primary_entry.get("ready") and primary_entry.get("role") == ROLE_PRIMARY
     )
     lag_bytes = [int(i["lagBytes"]) for i in ready_replicas if "lagBytes" in i]
     lag_seconds = [float(i["lagSeconds"]) for i in ready_replicas if "lagSeconds" in i]
@@ -174,7 +188,9 @@ def summary(
             "Degraded",
             not all_ready,
             "InstancesNotReady" if not all_ready else "AllInstancesReady",
-            ", ".join(i["name"] + ": " + i["state"] for i in instances if not i["ready"]) or "",
+            ", ".join(
+                f"{i['name']}: {i.get('state', '')}" for i in instances if not i.get("ready")
+            ),
         ),
         condition(
             previous_conditions,
@@ -195,15 +211,14 @@ def summary(
             failing_over or blocked or "",
         ),
     ]
+    routing = RoutingStatus(primary=primary, instances=list(instances), endpoints=endpoints(db))
     return {
         "phase": phase,
-        "primary": primary,
         "readyReplicas": f"{len(ready_replicas)}/{db.replicas}",
         "maxLagBytes": max_bytes,
         "maxLagSeconds": round(max_seconds, 3),
         "maxLag": f"{human_bytes(max_bytes)}, {max_seconds:.1f}s",
-        "instances": instances,
-        "endpoints": endpoints(db),
+        **routing,
         "conditions": conditions,
     }
 
