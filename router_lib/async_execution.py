@@ -285,6 +285,9 @@ class AsyncExecutor(ExecutorBase):
                 raise NoPrimaryAvailable(
                     f"primary {state.endpoint.label} unreachable; nothing was sent"
                 ) from unreachable.cause
+            if classification.reason == classify.UNPARSABLE:
+                # Whatever the server accepted, we cannot tell what it left: reset it all.
+                conn.carries = max(conn.carries, carried_state.ANYTHING)
             refused: psycopg.Error | None = None
             try:
                 try:
@@ -455,8 +458,8 @@ class AsyncExecutor(ExecutorBase):
     ) -> None:
         """Record what a statement on the pinned connection left there; unpin when nothing
         that cannot move is left."""
-        if effects.discard_all:
-            carried.pin_reasons.clear()
+        if effects.discard_all:  # everything goes but a loaded library
+            carried.pin_reasons &= {session_effects.LOAD}
         pins = set(effects.pins)
         names = custom_names(effects, params)
         if effects.settings and not await self._read_settings(conn, carried, names):

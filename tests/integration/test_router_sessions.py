@@ -394,3 +394,40 @@ async def test_async_sessions_keep_and_contain_their_state(topology: LocalTopolo
             assert row is not None
             assert row[0] not in TENANTS
             assert row[1] is None
+
+
+def test_load_pins_and_its_connection_is_closed_not_reused(topology: LocalTopology) -> None:
+    registry = CollectorRegistry()
+    config = static_config(topology, primary_pool_min=1, primary_pool_max=2)
+    with Router(config, registry=registry) as router:
+        with router.session() as session:
+            session.execute("LOAD 'auto_explain'")
+            assert _pinned(session)
+            pid = session.query_one("SELECT pg_backend_pid()")
+            assert pid is not None
+            session.execute("DISCARD ALL")  # a loaded library stays: still pinned
+            assert _pinned(session)
+        # A library cannot be unloaded: the backend is closed, never handed to anyone.
+        dsn = topology.dsn(topology.primary)
+        eventually(
+            lambda: scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid) == 0,
+            10,
+            "the backend that loaded a library is gone",
+        )
+        for _ in range(4):
+            assert router.query_one("SELECT pg_backend_pid()", consistency=STRONG) != pid
+        assert registry.get_sample_value("replicadb_router_session_pins_total", {"reason": "load"})
+
+
+def test_discard_all_drops_settings_and_pinned_state(router: Router) -> None:
+    login = _who(router, STRONG)[1]
+    with router.session() as session:
+        session.execute("SET ROLE tenant_a")
+        session.execute("CREATE TEMP TABLE scratch (a int)")
+        session.execute("PREPARE p AS SELECT 1")
+        assert _pinned(session)
+        session.execute("DISCARD ALL")
+        assert not _pinned(session)
+        assert _who(session, STRONG)[1] == login
+        assert _who(session, EVENTUAL)[1] == login
+        assert session.query_one("SELECT to_regclass('scratch')") == (None,)
