@@ -34,6 +34,8 @@ ANYTHING = 2  # pinned state, or raw access: reset everything
 UNRESETTABLE = 3  # LOAD: a library stays loaded in the backend; close it
 
 RESET_SETTINGS_SQL = "RESET SESSION AUTHORIZATION; RESET ALL"
+# The same as separate statements, for a pipeline (one statement per message there).
+RESET_SETTINGS_STATEMENTS = ("RESET SESSION AUTHORIZATION", "RESET ALL")
 RESET_ALL_SQL = "DISCARD ALL"
 
 # Settings the session changed. role and session_authorization are not in pg_settings (they

@@ -157,10 +157,14 @@ class SyncExecutor(ExecutorBase):
         """(rows, rowcount, a WAL position the rows include: 0 unknown, -1 not cacheable)."""
         attempts = attempts or ReadAttempts(self.core.config.read_attempts)
         while True:
-            choice, pool, conn = self._acquire(consistency, session, attempts, carried)
+            # A session's settings go out with the statement (_with_settings), not before.
+            choice, pool, conn = self._acquire(consistency, session, attempts)
             try:
                 lsn = self._position_before_read(conn, choice.state) if want_lsn else 0
-                cur = conn.execute(query, params)
+                if carried is not None and carried.settings:
+                    cur = self._with_settings(conn, carried, query, params)
+                else:
+                    cur = conn.execute(query, params)
                 rows = cur.fetchall()
             except psycopg.Error as exc:
                 learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
@@ -466,6 +470,29 @@ class SyncExecutor(ExecutorBase):
             carried.pin_reasons = carried.remaining_reasons(row or (), effects.discard_all)
             if not carried.pin_reasons:
                 self.release(carried)
+
+    def _with_settings(
+        self,
+        conn: RoutedConnection,
+        carried: CarriedState,
+        query: Statement,
+        params: Params,
+    ) -> psycopg.Cursor[Row]:
+        """Run a statement with the session's settings, and reset them after it, in one
+        round trip (a pipeline): replay, statement, reset. If any part fails the rest is
+        skipped and the connection stays marked, so _put resets it."""
+        settings = carried.settings
+        conn.carries = max(conn.carries, carried_state.SETTINGS)
+        with conn.pipeline():
+            conn.execute(
+                carried_state.replay_sql(len(settings)), carried_state.replay_params(settings)
+            )
+            cur = conn.execute(query, params)
+            for reset in carried_state.RESET_SETTINGS_STATEMENTS:
+                conn.execute(reset)
+        if conn.carries == carried_state.SETTINGS:
+            conn.carries = carried_state.CLEAN
+        return cur
 
     def _apply_settings(self, conn: RoutedConnection, carried: CarriedState) -> None:
         # Marked first: a failure half-way still leaves the connection to be reset.

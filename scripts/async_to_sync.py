@@ -30,6 +30,7 @@ PAIRS = (
 
 NAMES = {
     "AsyncConnectionPool": "ConnectionPool",
+    "AsyncCursor": "Cursor",
     "AsyncExecutor": "SyncExecutor",
     "AsyncIterator": "Iterator",
     "AsyncPools": "SyncPools",
