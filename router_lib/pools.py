@@ -47,12 +47,14 @@ class RoutedConnection(psycopg.Connection[TupleRow]):
     # Session state on it (router_lib.carried_state: CLEAN, SETTINGS, ANYTHING...): cleaned
     # before it goes back to its pool.
     carries: int = 0
+    replayed: tuple[tuple[str, str], ...] = ()  # the settings replayed on it, if REPLAYED
 
 
 class AsyncRoutedConnection(psycopg.AsyncConnection[TupleRow]):
     established_at: float = 0.0
     confirmed_lsn: int = 0
     carries: int = 0
+    replayed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

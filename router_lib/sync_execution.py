@@ -157,14 +157,10 @@ class SyncExecutor(ExecutorBase):
         """(rows, rowcount, a WAL position the rows include: 0 unknown, -1 not cacheable)."""
         attempts = attempts or ReadAttempts(self.core.config.read_attempts)
         while True:
-            # A session's settings go out with the statement (_with_settings), not before.
-            choice, pool, conn = self._acquire(consistency, session, attempts)
+            choice, pool, conn = self._acquire(consistency, session, attempts, carried)
             try:
                 lsn = self._position_before_read(conn, choice.state) if want_lsn else 0
-                if carried is not None and carried.settings:
-                    cur = self._with_settings(conn, carried, query, params)
-                else:
-                    cur = conn.execute(query, params)
+                cur = conn.execute(query, params)
                 rows = cur.fetchall()
             except psycopg.Error as exc:
                 learned = self._read_error(exc, choice, pool, conn, attempts, text, params)
@@ -471,33 +467,14 @@ class SyncExecutor(ExecutorBase):
             if not carried.pin_reasons:
                 self.release(carried)
 
-    def _with_settings(
-        self,
-        conn: RoutedConnection,
-        carried: CarriedState,
-        query: Statement,
-        params: Params,
-    ) -> psycopg.Cursor[Row]:
-        """Run a statement with the session's settings, and reset them after it, in one
-        round trip (a pipeline): replay, statement, reset. If any part fails the rest is
-        skipped and the connection stays marked, so _put resets it."""
-        settings = carried.settings
-        conn.carries = max(conn.carries, carried_state.SETTINGS)
-        with conn.pipeline():
-            conn.execute(
-                carried_state.replay_sql(len(settings)), carried_state.replay_params(settings)
-            )
-            cur = conn.execute(query, params)
-            for reset in carried_state.RESET_SETTINGS_STATEMENTS:
-                conn.execute(reset)
-        if conn.carries == carried_state.SETTINGS:
-            conn.carries = carried_state.CLEAN
-        return cur
-
     def _apply_settings(self, conn: RoutedConnection, carried: CarriedState) -> None:
         # Marked first: a failure half-way still leaves the connection to be reset.
-        conn.carries = max(conn.carries, carried_state.SETTINGS)
         settings = carried.settings
+        if conn.carries == carried_state.CLEAN:
+            conn.carries = carried_state.REPLAYED
+            conn.replayed = settings
+        elif conn.carries == carried_state.REPLAYED:
+            conn.carries = carried_state.SETTINGS  # replayed twice: reset them all
         conn.execute(carried_state.replay_sql(len(settings)), carried_state.replay_params(settings))
 
     def _read_settings(
@@ -532,9 +509,7 @@ class SyncExecutor(ExecutorBase):
                     if carries >= carried_state.UNRESETTABLE:
                         conn.close()
                     else:
-                        reset = carried_state.RESET_SETTINGS_SQL
-                        if carries >= carried_state.ANYTHING:
-                            reset = carried_state.RESET_ALL_SQL
+                        reset = carried_state.reset_sql(carries, conn.replayed)
                         conn.execute(reset, prepare=False)
                 except psycopg.Error:
                     conn.close()  # the pool replaces a closed connection

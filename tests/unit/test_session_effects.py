@@ -174,3 +174,16 @@ def test_generator_refuses_asyncio_it_cannot_translate() -> None:
     module = _generator()
     with pytest.raises(module.Unconvertible):  # type: ignore[attr-defined]
         module.convert("import asyncio\nasyncio.gather()\n", "x.py")  # type: ignore[attr-defined]
+
+
+def test_replayed_settings_are_reset_by_name_anything_else_wholly() -> None:
+    from router_lib import carried_state
+
+    replayed = (("search_path", "a"), ("app.user", "7"), ("role", "tenant"))
+    assert carried_state.reset_sql(carried_state.REPLAYED, replayed) == (
+        'RESET "search_path"; RESET "app"."user"; RESET ROLE'
+    )
+    assert carried_state.reset_sql(carried_state.SETTINGS, replayed) == (
+        "RESET SESSION AUTHORIZATION; RESET ALL"
+    )
+    assert carried_state.reset_sql(carried_state.ANYTHING, ()) == "DISCARD ALL"
