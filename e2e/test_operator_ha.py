@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from replicadb_operator import crd
-from replicadb_operator.monitoring import failover_steps
+from replicadb_operator.failover.record import FailoverRecord, Kind
+from replicadb_operator.monitoring.status_model import now_iso
 
 from e2e import kube
 from e2e import operator_support as ops
@@ -169,9 +170,9 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
             "status": {
                 "targetPrimary": target,
                 "phase": "FailingOver",
-                "failover": failover_steps.failover_record(
-                    old, target, "e2e: operator died mid-failover", "failover"
-                ),
+                "failover": FailoverRecord(
+                    Kind.FAILOVER, old, target, "e2e: operator died mid-failover", now_iso()
+                ).to_status(),
             }
         },
     )

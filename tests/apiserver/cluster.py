@@ -75,13 +75,22 @@ class OperatorProcess:
     """``kopf run`` of our handlers against the test API server. ``crash_after`` arms the
     crash point (``kind:step``): the process kills itself right after recording that step."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path, crash_after: str | None):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log: Path,
+        crash_after: str | None,
+        passfile: Path,
+    ) -> None:
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "RDB_METRICS_PORT": "0",
             "PYTHONPATH": f"{REPO / 'operator'}:{REPO}",
             "PYTHONUNBUFFERED": "1",
+            # Replicas repointed by the operator read the local topology's passfile.
+            "RDB_FOLLOWER_PASSFILE": str(passfile),
         }
         env.pop("RDB_TEST_CRASH_AFTER", None)
         if crash_after:
@@ -257,7 +266,9 @@ class KubeTopology:
 
     # -- the operator ------------------------------------------------------------------------
     def start_operator(self, crash_after: str | None = None) -> OperatorProcess:
-        process = OperatorProcess(self.kubeconfig, self.namespace, self.log, crash_after)
+        process = OperatorProcess(
+            self.kubeconfig, self.namespace, self.log, crash_after, self.topology.passfile
+        )
         self.operators.append(process)
         return process
 

@@ -33,7 +33,6 @@ def recorded_sync_states(cluster: KubeTopology) -> bool:
     return sum(1 for i in instances if i.get("syncState") == "quorum") == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12, hole 1: no in-memory sync states after a restart")
 def test_an_operator_that_starts_with_the_primary_gone_fails_over_on_recorded_positions(
     kube_topology: KubeTopology,
 ) -> None:
@@ -57,9 +56,6 @@ def test_an_operator_that_starts_with_the_primary_gone_fails_over_on_recorded_po
     assert "DecidedOnRecordedPositions" in reasons
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 12, hole 2: the fenced label taken as proof of a stop"
-)
 def test_resume_stops_an_old_primary_labelled_fenced_but_still_running(
     kube_topology: KubeTopology,
 ) -> None:
@@ -97,7 +93,6 @@ def test_resume_stops_an_old_primary_labelled_fenced_but_still_running(
     assert sampler.dual == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12, hole 3: a switchover resumed as a failover")
 def test_an_interrupted_switchover_resumes_as_a_switchover_with_its_catch_up_wait(
     kube_topology: KubeTopology,
 ) -> None:
