@@ -18,6 +18,7 @@ import psycopg
 
 SAMPLE_S = 0.05
 WRITE_S = 0.02
+PRIMARY_REREAD_S = 0.2  # how often the writer asks status who is primary (a client's watch)
 WRITABLE_SQL = (
     "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'"
 )
@@ -74,9 +75,13 @@ class AckedWriter(threading.Thread):
     def run(self) -> None:
         conn: psycopg.Connection[tuple[object, ...]] | None = None
         target: str | None = None
+        named: str | None = None
+        named_at = 0.0
         while not self._halt.is_set():
             try:
-                now = self.primary()
+                if time.monotonic() - named_at > PRIMARY_REREAD_S or conn is None:
+                    named, named_at = self.primary(), time.monotonic()
+                now = named
                 if conn is None or conn.closed or now != target:
                     if conn is not None:
                         conn.close()

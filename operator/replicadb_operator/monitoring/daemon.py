@@ -24,8 +24,8 @@ from replicadb_operator.dataplane.config_files import SUPERUSER
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.probe import ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
-from replicadb_operator.failover import decide, plan, steps, transitions
-from replicadb_operator.failover.record import Basis, FailoverRecord, Kind
+from replicadb_operator.failover import crash_points, decide, plan, steps, transitions
+from replicadb_operator.failover.record import Basis, FailoverRecord, Kind, Step
 from replicadb_operator.failover.recorded import RecordedTopology
 from replicadb_operator.failover.writer import StatusWriter, Transition
 from replicadb_operator.kube import status as kube_status
@@ -181,6 +181,7 @@ class DatabaseDaemon:
         except transitions.Refused as exc:
             log.info("%s: not starting a %s: %s", self.name, kind, exc)
             return False
+        crash_points.after_step(kind, Step.DECIDE)
         return True
 
     async def _maybe_fail_over(
