@@ -114,6 +114,12 @@ async def fence(ctx: PlanContext, record: FailoverRecord) -> Status:
     await _label(ctx, record.old, names.ROLE_FENCED)
     old = _old_dsns(ctx, record)
     mode = "fast" if record.kind is Kind.SWITCHOVER else "immediate"
+    if record.kind is Kind.SWITCHOVER:
+        # Followers cut off while they still stream: one whose WAL receiver is down (its
+        # primary shut down) when it is repointed can sleep through the change; seen below
+        # the cluster when the operator died between stopping the old primary and repointing.
+        await steps.detach_replicas({n: d for n, d in ctx.dsns.items() if n not in
+                                     (record.old, record.target)})  # fmt: skip
     await asyncio.gather(*(steps.stop_postgres(dsn, mode) for dsn in old))
     if not await steps.wait_no_writes(old, FENCE_CONFIRM_S):
         pod = ctx.pod_map.get(record.old)
