@@ -67,6 +67,10 @@ local-up: deps ## start a local primary + 2 streaming replicas + PgBouncer and p
 local-down: $(VENV)/.installed ## stop what local-up started and remove its data
 	$(VENV)/bin/replicadb-local down
 
+.PHONY: orm-suites
+orm-suites: deps ## Django's own test suite on the primary, then through replicadb -> .bench/orm_suites.json
+	$(PY) -m bench.orm_suites
+
 .PHONY: bench-dataplane
 bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplane.json
 	$(PY) -m bench.dataplane

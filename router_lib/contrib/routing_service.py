@@ -135,6 +135,12 @@ def install_service(service: RoutingService) -> None:
         previous.close()
 
 
+def services() -> list[RoutingService]:
+    """The services created so far (reports count where statements went)."""
+    with _services_lock:
+        return list(_services.values())
+
+
 def close_services() -> None:
     """Stop every service's probe and source (tests; a process that exits needs not)."""
     with _services_lock:

@@ -61,14 +61,13 @@ class DatabaseWrapper(PostgresWrapper):
         super().__init__(settings_dict, alias)
         self._service: RoutingService | None = None
         self._reads: ReplicaReads | None = None
-        self._own_session: SessionState | None = None
         self._primary_state: EndpointState | None = None
         # The primary connection that holds session state (SET, temp tables...): while it
         # is the current one, reads stay on it.
         self._pinned_connection: Any = None
         self._transaction_wrote = False
         # A session whose write committed and whose position is not read yet.
-        self._pending: SessionState | None = None
+        self._pending: tuple[scope.RequestScope, SessionState] | None = None
 
     # -- router_lib ---------------------------------------------------------------------
     @property
@@ -87,22 +86,28 @@ class DatabaseWrapper(PostgresWrapper):
         return scope.current_level() or self.replicadb.config.consistency
 
     def read_session(self) -> SessionState:
+        return self._scoped_session()[1]
+
+    def _scoped_session(self) -> tuple[scope.RequestScope, SessionState]:
         service = self.replicadb
-        request = scope.current_request()
-        if request is not None:
-            return request.state(service, service.config.consistency)
-        if self._own_session is None:
-            self._own_session = SessionState(service.config.consistency)
-        return self._own_session
+        current = scope.current_scope()
+        return current, current.state(service, service.config.consistency)
 
     def may_route_reads(self) -> bool:
         """Outside any transaction, in autocommit, with no session state on the primary
         connection (a SET or a temp table the replica's connection does not have)."""
-        conn = self.connection
         return (
             not self.in_atomic_block
-            and conn is not None
-            and conn is not self._pinned_connection
+            and self.connection is not self._pinned_connection
+            and self._idle()
+        )
+
+    def _idle(self) -> bool:
+        conn = self.connection
+        return (
+            conn is not None
+            and not conn.closed
+            and not conn.broken
             and conn.autocommit
             and conn.info.transaction_status == pq.TransactionStatus.IDLE
         )
@@ -121,16 +126,17 @@ class DatabaseWrapper(PostgresWrapper):
             return  # changes the session, not the data
         conn = self.connection
         if conn is not None and conn.info.transaction_status == pq.TransactionStatus.IDLE:
-            self._pending = self.read_session()  # autocommit: committed already
+            self._pending = self._scoped_session()  # autocommit: committed already
         else:
             self._transaction_wrote = True
 
     def settle_write_position(self) -> None:
         """Record the commit position of a write not yet recorded, for read-your-writes.
         Called only where a query on the primary connection starts no transaction."""
-        pending, self._pending = self._pending, None
-        if pending is None:
+        if self._pending is None:
             return
+        pending = self._pending[1]
+        self._pending = None
         started = time.monotonic()
         try:
             with self.connection.cursor() as cursor:  # raw: not one of the app's queries
@@ -171,7 +177,7 @@ class DatabaseWrapper(PostgresWrapper):
         finally:
             if self._transaction_wrote:
                 self._transaction_wrote = False
-                self._pending = self.read_session()
+                self._pending = self._scoped_session()
 
     def _rollback(self) -> None:
         try:
@@ -180,6 +186,11 @@ class DatabaseWrapper(PostgresWrapper):
             self._transaction_wrote = False
 
     def close(self) -> None:
+        # A write whose position was not read yet, by a scope that goes on (a thread's, or
+        # a request that closes a connection itself): read it while the connection is here.
+        if self._pending is not None and not self._pending[0].closed and self._idle():
+            self.settle_write_position()
+        self._pending = None
         try:
             super().close()
         finally:

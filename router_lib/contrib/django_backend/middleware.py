@@ -1,7 +1,7 @@
 """Read-your-writes per request: every query a request makes reads data at least as new as
 the writes that request committed, through any alias served by replicadb.
 
-Without the middleware the scope is the connection object, i.e. the thread: still correct,
+Without the middleware the scope is the thread (all its connection objects): still correct,
 but a request that only reads may then wait for (or read from the primary because of) a
 write an earlier request made on the same thread.
 """

@@ -121,6 +121,7 @@ class ReplicaReads:
                 service.count(state.target, choice.reason, choice.fallback)
                 return None
             link = self._link(state)
+            connected = link.connection is not None
             try:
                 cursor = link.open_cursor()
                 behind = choice.required_lsn and known_replay(link, state) < choice.required_lsn
@@ -129,6 +130,14 @@ class ReplicaReads:
                     continue
                 cursor.execute(query, params)
             except (psycopg.Error, DjangoError) as exc:
+                if not connected and choice.required_lsn > state.replay_lsn:
+                    # Could not connect to a replica not known to be fresh enough: it may
+                    # lack the database itself (just created on the primary, a test
+                    # database...). Not fresh, rather than down; the probe ejects a replica
+                    # that is really down.
+                    link.discard()
+                    attempts.not_fresh(choice, consistency)
+                    continue
                 cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
                 action = read_action(cause or exc, link.broken())
                 if action is ReadAction.RAISE:

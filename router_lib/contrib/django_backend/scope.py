@@ -10,6 +10,7 @@ same thread. No Django import here: the module is usable before settings are con
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,10 +25,11 @@ class RequestScope:
     """Read-your-writes positions of one request, one per routing service (aliases that
     name the same database share it)."""
 
-    __slots__ = ("_states",)
+    __slots__ = ("_states", "closed")
 
     def __init__(self) -> None:
         self._states: dict[object, SessionState] = {}
+        self.closed = False  # the request is over: its positions are needed no more
 
     def state(self, key: object, default_level: Consistency) -> SessionState:
         state = self._states.get(key)
@@ -66,8 +68,19 @@ def request_scope() -> Iterator[RequestScope]:
     try:
         yield scope
     finally:
+        scope.closed = True
         _request.reset(token)
 
 
-def current_request() -> RequestScope | None:
-    return _request.get()
+# Outside a request scope, read-your-writes covers the thread: every connection object of a
+# thread (aliases, and the database-less one Django opens to create databases) shares it.
+_threads = threading.local()
+
+
+def current_scope() -> RequestScope:
+    scope = _request.get()
+    if scope is None:
+        scope = getattr(_threads, "scope", None)
+        if scope is None:
+            scope = _threads.scope = RequestScope()
+    return scope
