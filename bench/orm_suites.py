@@ -176,6 +176,10 @@ def compare(baseline: SuiteRun, routed: SuiteRun) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--django-modules", nargs="*", default=list(DJANGO_MODULES))
+    parser.add_argument("--report", default="orm_suites", help="writes .bench/REPORT.json")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a test passed only in the baseline"
+    )
     args = parser.parse_args()
     modules = tuple(args.django_modules)
     topology = LocalTopology(replicas=2, run_as=server_user())
@@ -190,13 +194,15 @@ def main() -> None:
     finally:
         topology.destroy()
     BENCH_DIR.mkdir(exist_ok=True)
-    path = BENCH_DIR / "orm_suites.json"
+    path = BENCH_DIR / f"{args.report}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps(previous | report, indent=2) + "\n")
     for name, figures in report.items():
         shown = {k: v for k, v in figures.items() if k != "statements_through_replicadb"}
         print(name, json.dumps(shown, indent=1))
     print(f"written to {path}")
+    if args.check and any(figures["passed_in_baseline_only"] for figures in report.values()):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
