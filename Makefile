@@ -52,6 +52,7 @@ integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis p
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
 	$(MAKE) --no-print-directory cluster-build  # kube-apiserver for tests/apiserver (cached)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) orm-suites-reduced
 	$(MAKE) e2e-ci
 
 .PHONY: apiserver-tests
@@ -71,6 +72,17 @@ local-up: deps ## start a local primary + 2 streaming replicas + PgBouncer and p
 .PHONY: local-down
 local-down: $(VENV)/.installed ## stop what local-up started and remove its data
 	$(VENV)/bin/replicadb-local down
+
+.PHONY: orm-suites
+orm-suites: deps ## Django's own suite (11 modules) on the primary, then through replicadb -> .bench/orm_suites.json
+	$(PY) -m bench.orm_suites
+
+# The part of Django's suite that runs outside TestCase's transaction (so its reads do go to
+# replicas), about a minute with its baseline: part of `make test`.
+.PHONY: orm-suites-reduced
+orm-suites-reduced: deps ## Django's transactions, transaction_hooks, select_for_update, backends.postgresql, basic -> .bench/orm_suites_reduced.json
+	$(PY) -m bench.orm_suites --check --report orm_suites_reduced --django-modules \
+	  basic transactions transaction_hooks select_for_update backends.postgresql
 
 .PHONY: bench-dataplane
 bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplane.json
