@@ -18,7 +18,7 @@ from replicadb_operator.local.topology import LocalTopology
 from router_lib.consistency import BOUNDED, EVENTUAL, READ_YOUR_WRITES
 from router_lib.router import Router
 from router_lib.session import Session
-from tests.integration.conftest import replay_paused, server_of, static_config
+from tests.integration.conftest import replay_paused, replicated, server_of, static_config
 from tests.integration.sql import caught_up, eventually, execute, scalar
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -37,6 +37,8 @@ def router(shared_topology: LocalTopology, registry: CollectorRegistry) -> Itera
     primary = shared_topology.dsn(shared_topology.primary)
     execute(primary, "CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL)")
     execute(primary, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g")
+    # Replicas paused before they replay the table would have no table at all.
+    replicated(shared_topology)
     config = static_config(shared_topology, ryw_wait_s=0.05, lag_probe_interval_s=0.1)
     with Router(config, registry=registry) as router:
         yield router
