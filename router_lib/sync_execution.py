@@ -340,6 +340,21 @@ class SyncExecutor(ExecutorBase):
                 raise  # the server refused a setting (a dropped role...): nothing ran
         return pool, conn
 
+    def _primary_or_raise(
+        self, carried: CarriedState | None
+    ) -> tuple[Pool, RoutedConnection, EndpointState]:
+        """A primary connection for work that is not retried elsewhere (a session's pinned
+        statements, a transaction): NoPrimaryAvailable when it cannot be reached."""
+        state = self.core.primary()
+        try:
+            pool, conn = self._primary_connection(state, carried)
+        except _Unreachable as unreachable:
+            self._endpoint_down(state)
+            raise NoPrimaryAvailable(
+                f"primary {state.endpoint.label} unreachable; nothing was sent"
+            ) from unreachable.cause
+        return pool, conn, state
+
     def _note_commit(self, conn: RoutedConnection, session: SessionState) -> None:
         started = time.monotonic()
         try:
@@ -410,14 +425,7 @@ class SyncExecutor(ExecutorBase):
         carried: CarriedState,
     ) -> tuple[list[Row], int]:
         if carried.pinned is None:
-            state = self.core.primary()
-            try:
-                pool, conn = self._primary_connection(state, carried)
-            except _Unreachable as unreachable:
-                self._endpoint_down(state)
-                raise NoPrimaryAvailable(
-                    f"primary {state.endpoint.label} unreachable; nothing was sent"
-                ) from unreachable.cause
+            pool, conn, state = self._primary_or_raise(carried)
             conn.carries = max(conn.carries, carried_state.ANYTHING)
             carried.pinned = (conn, pool, state)
         conn, pool, state = carried.pinned
@@ -575,14 +583,7 @@ class SyncExecutor(ExecutorBase):
         if carried is not None and carried.pinned is not None:
             conn, pool, state = carried.pinned
         else:
-            state = self.core.primary()
-            try:
-                pool, conn = self._primary_connection(state, carried)
-            except _Unreachable as unreachable:
-                self._endpoint_down(state)
-                raise NoPrimaryAvailable(
-                    f"primary {state.endpoint.label} unreachable; nothing was sent"
-                ) from unreachable.cause
+            pool, conn, state = self._primary_or_raise(carried)
         rule = StateRule.SESSION if carried is not None else StateRule.REFUSE
         tx = Transaction(conn, self.core, read_only=False, state_rule=rule)
         committing = False
