@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -29,8 +30,9 @@ from router_lib.status_contract import parse_lsn
 
 class RoutedDatabase:
     """``RoutedDatabase(url, config)`` for sync engines, ``RoutedDatabase(url, config,
-    asyncio=True)`` for ``create_async_engine`` (``postgresql+psycopg``). Keyword
-    arguments beyond those are engine options (pool size, ``connect_args``...)."""
+    asyncio=True)`` for ``create_async_engine`` (``postgresql+psycopg``); ``make_engine``
+    replaces ``create_engine`` (called with the endpoint's URL and the engine options).
+    Keyword arguments beyond those are engine options (pool size, ``connect_args``...)."""
 
     def __init__(
         self,
@@ -39,18 +41,17 @@ class RoutedDatabase:
         *,
         service: RoutingService | None = None,
         asyncio: bool = False,
+        make_engine: Callable[..., Any] | None = None,
         **engine_options: Any,
     ) -> None:
         if service is None:
             service = service_for(config if config is not None else RouterConfig.from_env())
         self.service = service
-        if asyncio:
+        if make_engine is None and asyncio:
             from sqlalchemy.ext.asyncio import create_async_engine
 
-            make: Any = create_async_engine
-        else:
-            make = create_engine
-        self.engines = EngineSet(url, make, engine_options)
+            make_engine = create_async_engine
+        self.engines = EngineSet(url, make_engine or create_engine, engine_options)
         # Connections a routing Session holds: their writes are that Session's own.
         self.session_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._writing: weakref.WeakSet[Connection] = weakref.WeakSet()

@@ -105,6 +105,14 @@ class EngineSet:
                 self._engines[state] = engine
         return engine
 
+    def adopt(self, state: EndpointState, engine: Any) -> None:
+        """Serve ``state`` with an engine the application built itself (one it already
+        uses for that endpoint, with its own listeners). Disposed like the others once the
+        endpoint is retired."""
+        with self._lock:
+            event.listen(sync_engine_of(engine), "connect", _on_connect)
+            self._engines[state] = engine
+
     def sync_engine(self, state: EndpointState) -> Engine:
         return sync_engine_of(self.engine(state))
 
