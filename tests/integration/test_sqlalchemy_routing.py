@@ -12,7 +12,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from replicadb_operator.dataplane import instance_control
 from replicadb_operator.local.topology import LocalTopology
-from sqlalchemy import URL, select, text
+from sqlalchemy import URL, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
@@ -94,6 +94,14 @@ def test_reads_on_replicas_writes_and_locks_on_the_primary(
     with Sessions() as session, session.begin():
         # An explicit transaction runs on the primary, reads included.
         assert shop.server(session, EVENTUAL) == primary
+    with Sessions() as session:
+        # Session state: the rest of the transaction reads where the SET was run.
+        session.execute(text("SET LOCAL statement_timeout = 4321"))
+        setting = session.scalar(text("SELECT current_setting('statement_timeout')"))
+        assert setting == "4321ms"
+        assert shop.server(session, EVENTUAL) == primary
+        session.commit()
+        assert shop.server(session, EVENTUAL) in replicas  # a new transaction
     tally = db.service.tally
     assert tally[("replica", "eventual")] >= 1
     assert tally[("primary", "locking_clause")] >= 1
@@ -143,6 +151,27 @@ def test_paused_replay_read_your_writes_eventual_bounded(
     replicated(topology)
     with Sessions() as session:
         assert {"ryw-item", "eventual-item"} <= set(shop.item_names(session, EVENTUAL))
+
+
+def test_connection_api_writes_count_for_read_your_writes(
+    routed: tuple[LocalTopology, RoutedDatabase],
+) -> None:
+    """A write made on the primary engine outside any Session (a migration, a bulk load)
+    is seen by the next Session's read-your-writes read, replicas paused or not."""
+    topology, db = routed
+    Sessions = sessionmaker(class_=RoutingSession, replicadb=db)
+    for name in topology.replicas:
+        replay_paused(topology, name, True)
+    try:
+        with db.primary().begin() as conn:
+            conn.execute(insert(Item).values(name="bulk-item"))
+        with Sessions() as session:
+            assert "bulk-item" in shop.item_names(session)
+            assert "bulk-item" not in shop.item_names(session, EVENTUAL)
+    finally:
+        for name in topology.replicas:
+            replay_paused(topology, name, False)
+    replicated(topology)
 
 
 def test_asyncio_engine(routed: tuple[LocalTopology, RoutedDatabase]) -> None:

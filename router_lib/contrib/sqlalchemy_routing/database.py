@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from router_lib import classify
 from router_lib.config import RouterConfig
@@ -55,6 +56,9 @@ class RoutedDatabase:
         # Connections a routing Session holds: their writes are that Session's own.
         self.session_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._writing: weakref.WeakSet[Connection] = weakref.WeakSet()
+        # ids of DBAPI connections whose COMMIT may be in flight (async drivers' adapted
+        # connections take no weak references)
+        self._committing: set[int] = set()
         self._pending = False
         self._lock = threading.Lock()
         self._hooked: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -78,6 +82,8 @@ class RoutedDatabase:
             self._hooked.add(sync)
             event.listen(sync, "after_cursor_execute", self._after_execute)
             event.listen(sync, "commit", self._on_commit)
+            event.listen(sync, "begin", self._commit_over)
+            event.listen(sync, "checkin", self._returned)
         return engine
 
     def primary_sync(self) -> Engine:
@@ -96,15 +102,25 @@ class RoutedDatabase:
     def _on_commit(self, conn: Connection) -> None:
         if conn in self._writing:
             self._writing.discard(conn)
-            # Fired before COMMIT is sent; the position is read after it, at the next read.
-            self._pending = True
+            # Fired before COMMIT is sent: until the connection is seen doing something
+            # else, a position read (by another thread) may predate the commit.
+            with self._lock:
+                self._committing.add(id(conn.connection.dbapi_connection))
+                self._pending = True
+
+    def _commit_over(self, conn: Connection) -> None:
+        self._committing.discard(id(conn.connection.dbapi_connection))
+
+    def _returned(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        self._committing.discard(id(dbapi_connection))
 
     def settle_connection_writes(self) -> None:
         """Read the commit position of Connection-API writes not yet recorded."""
         with self._lock:
-            pending, self._pending = self._pending, False
-            if not pending:
+            if not self._pending:
                 return
+            # A commit still in flight is read again at the next read.
+            self._pending = bool(self._committing)
             write_position(self.primary_sync(), self.connection_writes)
 
     def dispose(self) -> None:

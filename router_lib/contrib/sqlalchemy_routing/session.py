@@ -6,7 +6,8 @@ router_lib's classifier and routing table:
 
 - flushes, ``session.connection()`` and statements that write or lock (DML, FOR UPDATE,
   nextval, write functions...) run on the primary; after one, the rest of the Session's
-  transaction runs there too (it must see its own uncommitted writes);
+  transaction runs there too (it must see its own uncommitted writes), as it does after a
+  statement that leaves session state (SET, temp tables...);
 - a transaction begun explicitly (``session.begin()``) runs on the primary, as router_lib
   runs explicit transactions;
 - other reads run on a replica fresh enough for the consistency level (the Session's, or
@@ -19,6 +20,7 @@ router_lib's classifier and routing table:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -54,6 +56,7 @@ class RoutingSession(Session):
         self.consistency = consistency or (replicadb.config.consistency if replicadb else None)
         self.written = SessionState(self.consistency or Consistency(Level.READ_YOUR_WRITES))
         self._wrote_in_transaction = False
+        self._pinned = False  # session state on the primary connection: reads stay there
         self._position_pending = False
 
     # -- the routing decision -----------------------------------------------------------
@@ -73,14 +76,15 @@ class RoutingSession(Session):
         if clause is None:
             # A flush, or session.connection(): the caller may write.
             return self._on_primary(primary, classify.WRITE)
-        if self._wrote_in_transaction or self._explicit_transaction():
+        if self._wrote_in_transaction or self._pinned or self._explicit_transaction():
             db.service.count(PRIMARY_TARGET, classify.TRANSACTION)
             return primary
         classification = self._classify(primary, clause)
         if not classification.read_only:
             return self._on_primary(primary, classification.reason)
         if level is None:
-            level = clause.get_execution_options().get(CONSISTENCY_OPTION) or self.consistency
+            options: Mapping[str, Any] = getattr(clause, "get_execution_options", dict)()
+            level = options.get(CONSISTENCY_OPTION) or self.consistency
         assert level is not None  # the Session's default, set when replicadb is
         session_lsn = self._read_position(level, primary)
         engine = choose_read_engine(db, level, session_lsn, self._checkout)
@@ -89,7 +93,10 @@ class RoutingSession(Session):
     def _on_primary(self, primary: Engine, reason: str) -> Engine:
         assert self.replicadb is not None
         self.replicadb.service.count(PRIMARY_TARGET, reason)
-        if reason != classify.SESSION_STATE:
+        if reason == classify.SESSION_STATE:
+            # A SET, temp table, LISTEN...: the replicas' connections do not have it.
+            self._pinned = True
+        else:
             self._wrote_in_transaction = True
         return primary
 
@@ -153,4 +160,6 @@ def _committed(session: Session) -> None:
 @event.listens_for(RoutingSession, "after_transaction_end")
 def _transaction_over(session: Session, transaction: SessionTransaction) -> None:
     if isinstance(session, RoutingSession) and transaction.parent is None:
-        session._wrote_in_transaction = False
+        # The Session's connections go back to their pools: the next transaction starts
+        # free to read anywhere.
+        session._wrote_in_transaction = session._pinned = False
