@@ -9,7 +9,8 @@ suite builds on its database (``fixture_session()``, ``Session(testing.db)``,
 engine is the suite's own ``testing.db``. Sessions bound to a Connection or to another
 engine stay plain, as they would in an application. Replica engines report their
 statements to the listeners the suite puts on ``testing.db`` (its SQL-count and
-SQL-shape assertions), the way SQLAlchemy's own ``Engine.execution_options()`` copies do.
+SQL-shape assertions), the way SQLAlchemy's own ``Engine.execution_options()`` copies do,
+and share its statement cache (tests clear it).
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def _database(testing_db: Any) -> Any:
         engine = create_engine(url, **options)
         engine.dispatch = engine.dispatch._join(testing_db.dispatch)
         engine._has_events = True  # listeners added to testing.db later count too
+        # Tests that clear testing.db's statement cache to start clean (e.g. ORMExecuteTest,
+        # whose options are classes defined per test) clear the replicas' too. Entries are
+        # keyed by dialect instance: the engines do not share compiled statements.
+        engine._compiled_cache = testing_db._compiled_cache
         return engine
 
     endpoints = json.loads(os.environ[ROUTED_ENV])

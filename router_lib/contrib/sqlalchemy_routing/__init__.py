@@ -15,6 +15,13 @@ asyncio: ``RoutedDatabase(url, config, asyncio=True)`` and
 ``async_sessionmaker(sync_session_class=RoutingSession, replicadb=db)``.
 """
 
+from router_lib.extras import MissingExtra
+
+try:
+    import sqlalchemy  # noqa: F401
+except ImportError as exc:  # pragma: no cover - the extra is installed where tests run
+    raise MissingExtra("sqlalchemy", "the SQLAlchemy integration") from exc
+
 from router_lib.contrib.sqlalchemy_routing.database import RoutedDatabase
 from router_lib.contrib.sqlalchemy_routing.session import CONSISTENCY_OPTION, RoutingSession
 
