@@ -82,6 +82,11 @@ class SuiteReport:
             "seconds": round(self.routed.seconds, 1),
             "baseline_seconds": round(self.baseline.seconds, 1),
             "passed_in_baseline_only": sorted(self.exceptions),
+            "failed_in_baseline": sorted(
+                test
+                for test, outcome in self.baseline.outcomes.items()
+                if outcome in ("failed", "error")
+            ),
             "statements_through_replicadb": self.routed.statements,
         }
 
