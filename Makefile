@@ -69,15 +69,18 @@ local-down: $(VENV)/.installed ## stop what local-up started and remove its data
 	$(VENV)/bin/replicadb-local down
 
 .PHONY: orm-suites
-orm-suites: deps ## Django's own suite (11 modules) on the primary, then through replicadb -> .bench/orm_suites.json
+orm-suites: deps ## Django's (11 modules) and SQLAlchemy's (test/orm, test/sql) own suites on the primary, then through replicadb -> .bench/orm_suites.json
 	$(PY) -m bench.orm_suites
 
 # The part of Django's suite that runs outside TestCase's transaction (so its reads do go to
-# replicas), about a minute with its baseline: part of `make test`.
+# replicas), and SQLAlchemy's ORM query, session and transaction tests (reads through
+# routing Sessions at read-your-writes), baselines included: part of `make test`.
 .PHONY: orm-suites-reduced
-orm-suites-reduced: deps ## Django's transactions, transaction_hooks, select_for_update, backends.postgresql, basic -> .bench/orm_suites_reduced.json
+orm-suites-reduced: deps ## Django's transactions, transaction_hooks, select_for_update, backends.postgresql, basic; SQLAlchemy's test/orm test_query, test_session, test_transaction -> .bench/orm_suites_reduced.json
 	$(PY) -m bench.orm_suites --check --report orm_suites_reduced --django-modules \
-	  basic transactions transaction_hooks select_for_update backends.postgresql
+	  basic transactions transaction_hooks select_for_update backends.postgresql \
+	  --sqlalchemy-targets test/orm/test_query.py test/orm/test_session.py \
+	  test/orm/test_transaction.py
 
 .PHONY: bench-dataplane
 bench-dataplane: deps ## failover cycle x5 on local processes -> .bench/dataplane.json

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from replicadb_operator.local.os_user import server_user
 from replicadb_operator.local.topology import LocalTopology
+from sqlalchemy import URL
 
+from bench import sqlalchemy_suite_plugin
 from bench.report import BENCH_DIR, progress
 from tests.integration.conftest import replicated
 
@@ -45,6 +48,9 @@ DJANGO_MODULES = (
     "backends.postgresql",
 )
 ROUTED_ENGINE = "router_lib.contrib.django_backend"
+SQLALCHEMY_VERSION = "2.0.58"  # the root pyproject's dev pin
+SQLALCHEMY_TARGETS = ("test/orm", "test/sql")
+SQLALCHEMY_DATABASE = "test"  # the suite's own name; it must start empty
 
 
 @dataclass
@@ -76,6 +82,11 @@ class SuiteReport:
             "seconds": round(self.routed.seconds, 1),
             "baseline_seconds": round(self.baseline.seconds, 1),
             "passed_in_baseline_only": sorted(self.exceptions),
+            "failed_in_baseline": sorted(
+                test
+                for test, outcome in self.baseline.outcomes.items()
+                if outcome in ("failed", "error")
+            ),
             "statements_through_replicadb": self.routed.statements,
         }
 
@@ -164,6 +175,65 @@ def run_django(topology: LocalTopology, routed: bool, modules: tuple[str, ...]) 
     return SuiteRun(record["outcomes"], record["statements"], seconds)
 
 
+def sqlalchemy_database(topology: LocalTopology) -> str:
+    """A fresh, empty ``test`` database with the suite's schemas (README.unittests.rst);
+    returns its ``--dburi``."""
+    admin = topology.dsn(topology.primary)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SQLALCHEMY_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {SQLALCHEMY_DATABASE} ENCODING 'utf8' TEMPLATE template0")
+    values = conninfo_to_dict(admin)
+    with psycopg.connect(admin, dbname=SQLALCHEMY_DATABASE, autocommit=True) as conn:
+        for schema in ("test_schema", "test_schema_2"):
+            conn.execute(f"CREATE SCHEMA {schema}")
+    url = URL.create(
+        "postgresql+psycopg",
+        username=str(values["user"]),
+        password=str(values["password"]),
+        host=str(values["host"]),
+        port=int(values.get("port") or 5432),
+        database=SQLALCHEMY_DATABASE,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def run_sqlalchemy(topology: LocalTopology, routed: bool, targets: tuple[str, ...]) -> SuiteRun:
+    source = sdist_source("SQLAlchemy", SQLALCHEMY_VERSION)
+    kind = "through replicadb" if routed else "baseline"
+    progress(f"sqlalchemy {SQLALCHEMY_VERSION}: {' '.join(targets)}, {kind}")
+    dburi = sqlalchemy_database(topology)
+    with tempfile.TemporaryDirectory(prefix="orm-suite-") as scratch:
+        results = Path(scratch) / "results.json"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "operator")])
+        env[sqlalchemy_suite_plugin.RESULTS_ENV] = str(results)
+        env.pop(sqlalchemy_suite_plugin.ROUTED_ENV, None)
+        if routed:
+            replicated(topology)  # the replicas have the empty database and its schemas
+            env[sqlalchemy_suite_plugin.ROUTED_ENV] = json.dumps(
+                {
+                    "primary_dsn": topology.dsn(topology.primary),
+                    "replica_dsns": [topology.dsn(name) for name in topology.replicas],
+                }
+            )
+        log = BENCH_DIR / f"sqlalchemy_suite_{'routed' if routed else 'baseline'}.log"
+        BENCH_DIR.mkdir(exist_ok=True)
+        started = time.monotonic()
+        with log.open("w") as output:
+            # The suite's addopts (-v, --maxfail=250) replaced: one line per failure, and
+            # a run that goes to the end.
+            subprocess.run(
+                [sys.executable, "-m", "pytest", *targets, "--dburi", dburi,
+                 "-p", "bench.sqlalchemy_suite_plugin", "-p", "no:asyncio",
+                 "-p", "no:cacheprovider", "-o", "addopts=--strict-markers",
+                 "-q", "--tb=line", "-rN", "--timeout=300"],
+                cwd=source, env=env, stdout=output, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+        seconds = time.monotonic() - started
+        record = json.loads(results.read_text())
+    return SuiteRun(record["outcomes"], record["statements"], seconds)
+
+
 def compare(baseline: SuiteRun, routed: SuiteRun) -> dict[str, str]:
     """Tests that passed in the baseline and not through replicadb: id -> routed outcome."""
     return {
@@ -175,7 +245,9 @@ def compare(baseline: SuiteRun, routed: SuiteRun) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--suites", nargs="*", default=["django", "sqlalchemy"])
     parser.add_argument("--django-modules", nargs="*", default=list(DJANGO_MODULES))
+    parser.add_argument("--sqlalchemy-targets", nargs="*", default=list(SQLALCHEMY_TARGETS))
     parser.add_argument("--report", default="orm_suites", help="writes .bench/REPORT.json")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a test passed only in the baseline"
@@ -187,10 +259,17 @@ def main() -> None:
     try:
         topology.start()
         replicated(topology)
-        baseline = run_django(topology, False, modules)
-        routed = run_django(topology, True, modules)
-        django = SuiteReport(baseline, routed, modules, compare(baseline, routed))
-        report["django"] = django.figures()
+        if "django" in args.suites:
+            baseline = run_django(topology, False, modules)
+            routed = run_django(topology, True, modules)
+            django = SuiteReport(baseline, routed, modules, compare(baseline, routed))
+            report["django"] = django.figures()
+        if "sqlalchemy" in args.suites:
+            targets = tuple(args.sqlalchemy_targets)
+            baseline = run_sqlalchemy(topology, False, targets)
+            routed = run_sqlalchemy(topology, True, targets)
+            sqlalchemy = SuiteReport(baseline, routed, targets, compare(baseline, routed))
+            report["sqlalchemy"] = sqlalchemy.figures()
     finally:
         topology.destroy()
     BENCH_DIR.mkdir(exist_ok=True)
