@@ -123,3 +123,13 @@ buildah_() {
 ctr_() {
   ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"
 }
+
+# kind on this machine (e2e/cluster/kind-image.sh, e2e/kind_cluster.py): the kind binary, and
+# the image store of the podman that kind drives (node images are a cache like the others).
+KIND_VERSION=${KIND_VERSION:-v0.30.0}
+KIND_CACHE=$CACHE_ROOT/kind
+KIND_BIN_DIR=$CACHE_ROOT/kind-$KIND_VERSION/bin
+KIND_GRAPHROOT=$KIND_CACHE/storage
+KIND_RUNROOT=/run/replicadb-kind/storage
+KIND_STORAGE_CONF=$KIND_CACHE/storage.conf
+KIND_NODE_REPO=localhost/replicadb/kind-node
