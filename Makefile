@@ -35,6 +35,9 @@ lint: $(VENV)/.installed ## ruff, and the generated sync twins of router_lib are
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) scripts/async_to_sync.py --check
+	@if command -v shellcheck >/dev/null; then \
+	  cd e2e/cluster && shellcheck -x --severity=warning *.sh ../../images/kube-proxy/iptables-select.sh; \
+	else echo "shellcheck not installed (apt-get install shellcheck): shell scripts not checked"; fi
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed ## mypy (strict)
@@ -52,6 +55,7 @@ integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis p
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) e2e-ci
+	$(MAKE) e2e-kind
 
 .PHONY: demo
 demo: deps ## the main job: local cluster (or $$KUBECONFIG), images, operator, sample database, workload, live lag
