@@ -15,6 +15,7 @@ see e2e/nodes.py.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from kubernetes import client
@@ -39,10 +40,9 @@ print("eth0 down")
 
 
 def kill_postgres(core: client.CoreV1Api, namespace: str, pod: str) -> None:
-    try:
+    # The exec's own stream may end with the container.
+    with contextlib.suppress(RuntimeError):
         kube.exec_in_pod(core, namespace, pod, ["sh", "-c", KILL_POSTGRES])
-    except RuntimeError:
-        pass  # the exec's own stream may end with the container
 
 
 def _container_image(core: client.CoreV1Api, namespace: str, pod: str) -> str:

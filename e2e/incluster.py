@@ -31,7 +31,9 @@ VENV_PYTHON = "/opt/replicadb/bin/python"
 
 
 def _pod_security() -> client.V1PodSecurityContext:
-    return client.V1PodSecurityContext(run_as_user=PG_UID, run_as_group=PG_UID, run_as_non_root=True)
+    return client.V1PodSecurityContext(
+        run_as_user=PG_UID, run_as_group=PG_UID, run_as_non_root=True
+    )
 
 
 class ClientPod:
@@ -231,12 +233,17 @@ class ScriptPod:
 
     def read_json(self, path: str) -> dict[str, Any] | None:
         """A JSON file the script writes, or None while it does not exist yet."""
+        if kube.pod_phase(self.core, self.namespace, self.name) != "Running":
+            return None
         try:
             text = kube.exec_in_pod(
-                self.core, self.namespace, self.name, ["sh", "-c", f"cat {shlex.quote(path)} 2>/dev/null || true"]
+                self.core,
+                self.namespace,
+                self.name,
+                ["sh", "-c", f"cat {shlex.quote(path)} 2>/dev/null || true"],
             )
-        except (RuntimeError, ApiException):
-            return None
+        except (RuntimeError, ApiException, ValueError):
+            return None  # ValueError: the client's reading of "container not found"
         text = text.strip()
         return json.loads(text) if text else None
 

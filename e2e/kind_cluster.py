@@ -132,9 +132,7 @@ def kind_config() -> Path:
         KIND_DIR / "cluster.yaml",
         WORKERS=workers.rstrip("\n"),
         NODE_MONITOR_PERIOD=os.environ.get("REPLICADB_KIND_NODE_MONITOR_PERIOD", "5s"),
-        NODE_MONITOR_GRACE_PERIOD=os.environ.get(
-            "REPLICADB_KIND_NODE_MONITOR_GRACE_PERIOD", "40s"
-        ),
+        NODE_MONITOR_GRACE_PERIOD=os.environ.get("REPLICADB_KIND_NODE_MONITOR_GRACE_PERIOD", "40s"),
     )
     STATE.mkdir(parents=True, exist_ok=True)
     path = STATE / "cluster.yaml"
@@ -151,10 +149,14 @@ def prepare_images(provider: Provider) -> tuple[str, list[Path]]:
             ("operator/Dockerfile", OPERATOR_IMAGE),
         ):
             step(f"docker build {ref}")
-            subprocess.run(["docker", "build", "-f", dockerfile, "-t", ref, "."], cwd=ROOT, check=True)
+            subprocess.run(
+                ["docker", "build", "-f", dockerfile, "-t", ref, "."], cwd=ROOT, check=True
+            )
         STATE.mkdir(parents=True, exist_ok=True)
         archive = STATE / "images.tar"
-        subprocess.run(["docker", "save", "-o", str(archive), INSTANCE_IMAGE, OPERATOR_IMAGE], check=True)
+        subprocess.run(
+            ["docker", "save", "-o", str(archive), INSTANCE_IMAGE, OPERATOR_IMAGE], check=True
+        )
         return os.environ.get("KIND_NODE_IMAGE", STOCK_NODE_IMAGE), [archive]
     step("images and the kind node image (e2e/cluster/kind-image.sh; cached by inputs)")
     subprocess.run([str(ROOT / "e2e" / "cluster" / "kind-image.sh")], check=True)
@@ -202,6 +204,8 @@ def up() -> Provider:
             "--config", str(config), "--kubeconfig", str(KUBECONFIG), "--wait", "300s",
         )  # fmt: skip
         step(f"cluster created in {time.monotonic() - create_started:.0f} s")
+        if provider.name == "podman":
+            use_node_address(provider)
         for archive in archives:
             step(f"kind load image-archive {archive.name}")
             kind(provider, "load", "image-archive", "--name", CLUSTER, str(archive))
@@ -214,11 +218,29 @@ def up() -> Provider:
     return provider
 
 
+def use_node_address(provider: Provider) -> None:
+    """Points the kubeconfig at the control-plane node's address on the podman network
+    (in the API server's certificate) instead of kind's port published on 127.0.0.1. The
+    published port rests on iptables chains of podman's (CNI-HOSTPORT-*) that any other
+    tool cleaning CNI-* chains removes, as the local cluster's tear-down does; the bridge
+    route from this machine to its own container network does not."""
+    address = provider.run(
+        "inspect",
+        "--format",
+        f'{{{{(index .NetworkSettings.Networks "{PODMAN_NETWORK}").IPAddress}}}}',
+        f"{CLUSTER}-control-plane",
+    ).strip()
+    text = KUBECONFIG.read_text()
+    server = next(line for line in text.splitlines() if line.strip().startswith("server:"))
+    KUBECONFIG.write_text(text.replace(server, f"    server: https://{address}:6443"))
+
+
 def wait_ready(timeout_s: float = 300) -> None:
     """Every node Ready, the default StorageClass there, CoreDNS serving: what tests assume."""
     from kubernetes import client, config
 
     api = config.new_client_from_config(config_file=str(KUBECONFIG))
+    api.configuration.timeout = 10  # type: ignore[attr-defined]
     core, storage, apps = client.CoreV1Api(api), client.StorageV1Api(api), client.AppsV1Api(api)
 
     def missing() -> list[str]:
@@ -264,9 +286,14 @@ def down(provider: Provider | None = None) -> None:
 
 def clean_podman(provider: Provider) -> None:
     """What podman leaves on the machine after its containers are gone."""
-    for name in provider.run("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={CLUSTER}").split():
+    for name in provider.run(
+        "ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={CLUSTER}"
+    ).split():
         provider.run("rm", "-f", "-v", name, quiet=True, check=False)
-    if PODMAN_NETWORK in provider.run("network", "ls", "--format", "{{.Name}}", check=False).split():
+    if (
+        PODMAN_NETWORK
+        in provider.run("network", "ls", "--format", "{{.Name}}", check=False).split()
+    ):
         provider.run("network", "rm", "-f", PODMAN_NETWORK, check=False)
     provider.run("volume", "prune", "-f", check=False, quiet=True)
     # Mounts of the image store left by a killed run, then podman's run-time state.
@@ -367,7 +394,16 @@ def e2e(pytest_args: list[str]) -> int:
         )
         tests_started = time.monotonic()
         rc = subprocess.run(
-            [sys.executable, "-m", "pytest", "e2e", "-m", "e2e", f"--junitxml={junit}", *pytest_args],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "e2e",
+                "-m",
+                "e2e",
+                f"--junitxml={junit}",
+                *pytest_args,
+            ],
             cwd=ROOT,
             env=env,
             check=False,

@@ -86,7 +86,7 @@ def test_sample_database_end_to_end(
 
     step("write through the read-write Service; read through read-only and both poolers")
     app_password = ops.secret_value(api_client, namespace, f"{NAME}-app", "password")
-    app = {"user": "app", "dbname": "app", "password": app_password}
+    app: dict[str, Any] = {"user": "app", "dbname": "app", "password": app_password}
     sql.query(
         "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders VALUES (1, 'tea')",
         f"{NAME}-rw",

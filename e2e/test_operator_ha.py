@@ -149,7 +149,8 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
     old, target = f"{name}-primary-0", f"{name}-replica-0"
     sql = incluster.ClientPod(api_client, namespace, instance_image)
     sql.query(
-        "CREATE TABLE acked (id int PRIMARY KEY); INSERT INTO acked SELECT generate_series(1, 1000)",
+        "CREATE TABLE acked (id int PRIMARY KEY);"
+        " INSERT INTO acked SELECT generate_series(1, 1000)",
         ops.pod_ip(api_client, namespace, old),
         password,
     )

@@ -49,7 +49,9 @@ COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-schedule
 
 # Debian packages the cluster needs at run time and for building images.
 CLUSTER_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables conntrack
-  buildah debootstrap openssl iproute2 util-linux ca-certificates curl)
+  buildah debootstrap openssl iproute2 util-linux ca-certificates curl
+  # kind's provider here, and the CNI plugin that lets kind's nodes find each other by name
+  podman golang-github-containernetworking-plugin-dnsname)
 
 export PATH=$BIN_DIR:$ADDON_BIN_DIR:/usr/local/go/bin:$PATH
 

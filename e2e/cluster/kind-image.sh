@@ -208,6 +208,7 @@ build_node_image() {
 
 main() {
   require_root
+  "$SCRIPT_DIR/deps.sh"
   build_kind
   build_all
   build_component_images

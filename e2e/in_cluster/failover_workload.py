@@ -104,7 +104,9 @@ def main() -> None:
         router_lib.RouterConfig(
             kube_name=NAME,
             kube_namespace=NAMESPACE,
-            connection=router_lib.ConnectionSettings(user="app", password=APP_PASSWORD, dbname="app"),
+            connection=router_lib.ConnectionSettings(
+                user="app", password=APP_PASSWORD, dbname="app"
+            ),
             consistency=router_lib.STRONG,
         )
     )
@@ -129,7 +131,9 @@ def main() -> None:
     writer.join(10)
     sampler.stop.set()
     sampler.join(5)
-    present = {row[0] for row in router.query("SELECT id FROM ticks", consistency=router_lib.STRONG)}
+    present = {
+        row[0] for row in router.query("SELECT id FROM ticks", consistency=router_lib.STRONG)
+    }
     lost = sum(1 for ident in writer.acknowledged if ident not in present)
     router.close()
     write_json(
