@@ -31,7 +31,9 @@ def api_base() -> str:
     # wait for kube-proxy's Service rules; in-cluster Service variables otherwise.
     endpoint = os.environ.get("CONTROL_PLANE_ENDPOINT")
     if not endpoint:
-        endpoint = f"{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
+        endpoint = (
+            f"{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
+        )
     return f"https://{endpoint}"
 
 
