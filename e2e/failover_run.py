@@ -138,8 +138,7 @@ def _wait_new_primary(
     timeout_s: float,
     seen: list[str],
 ) -> tuple[str, str]:
-    """(name, address) of the primary the status names once it is not ``old`` (or, after a
-    process kill, ``old`` again once it accepts writes: a restart in place may win)."""
+    """(name, address) of the primary the status names once it is not ``old``."""
     found: tuple[str, str] | None = None
 
     def promoted() -> bool:
@@ -147,7 +146,7 @@ def _wait_new_primary(
         st = ops.status(api, namespace, name)
         seen.append(f"{st.get('phase')}:{st.get('primary')}:{st.get('readyReplicas')}")
         primary = st.get("primary")
-        if not primary or (primary == old and kind != "process_kill"):
+        if not primary or primary == old:
             return False
         address = next(
             (i.get("address") for i in st.get("instances") or [] if i["name"] == primary), None

@@ -39,15 +39,18 @@ def _pod_security() -> client.V1PodSecurityContext:
 class ClientPod:
     """psql inside the cluster. ``query`` returns psql's unaligned output (``a|b`` rows)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, image: str, name: str = "") -> None:
+    def __init__(
+        self, api: client.ApiClient, namespace: str, image: str, node: str | None = None
+    ) -> None:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
-        self.name = name or f"e2e-client-{uuid.uuid4().hex[:6]}"
+        self.name = f"e2e-client-{uuid.uuid4().hex[:6]}"
         self.core.create_namespaced_pod(
             namespace,
             client.V1Pod(
                 metadata=client.V1ObjectMeta(name=self.name, labels={"app": "e2e-client"}),
                 spec=client.V1PodSpec(
+                    node_name=node,  # None: wherever the scheduler puts it
                     security_context=_pod_security(),
                     termination_grace_period_seconds=0,
                     containers=[

@@ -240,23 +240,22 @@ def wait_ready(timeout_s: float = 300) -> None:
     from kubernetes import client, config
 
     api = config.new_client_from_config(config_file=str(KUBECONFIG))
-    api.configuration.timeout = 10  # type: ignore[attr-defined]
     core, storage, apps = client.CoreV1Api(api), client.StorageV1Api(api), client.AppsV1Api(api)
 
     def missing() -> list[str]:
         out = []
-        for node in core.list_node().items:
+        for node in core.list_node(_request_timeout=10).items:
             ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
             if not ready:
                 out.append(f"node {node.metadata.name} Ready")
-        classes = storage.list_storage_class().items
+        classes = storage.list_storage_class(_request_timeout=10).items
         if not any(
             (c.metadata.annotations or {}).get("storageclass.kubernetes.io/is-default-class")
             == "true"
             for c in classes
         ):
             out.append("a default StorageClass")
-        dns = apps.read_namespaced_deployment("coredns", "kube-system").status
+        dns = apps.read_namespaced_deployment("coredns", "kube-system", _request_timeout=10).status
         if not dns.ready_replicas:
             out.append("CoreDNS ready")
         return out
