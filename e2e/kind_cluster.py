@@ -104,10 +104,20 @@ def detect_provider() -> Provider:
 
 
 def kind_binary() -> str:
+    """KIND, or kind on PATH, or the one built here (kind-image.sh; or below, with Go)."""
     found = os.environ.get("KIND") or shutil.which("kind")
     if found:
         return found
-    return str(CACHE / f"kind-{KIND_VERSION}" / "bin" / "kind")
+    built = CACHE / f"kind-{KIND_VERSION}" / "bin" / "kind"
+    if not built.exists() and os.access(CACHE.parent, os.W_OK):
+        step(f"kind {KIND_VERSION}: not on PATH, building it with Go into {built.parent}")
+        built.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["go", "install", f"sigs.k8s.io/kind@{KIND_VERSION}"],
+            env=dict(os.environ, GOBIN=str(built.parent), CGO_ENABLED="0", GOFLAGS="-mod=mod"),
+            check=True,
+        )
+    return str(built)
 
 
 def kind(provider: Provider, *args: str) -> None:
