@@ -202,7 +202,7 @@ def up() -> Provider:
         step(f"kind cluster {CLUSTER!r} exists: deleting it first")
         down(provider)
     if provider.name == "podman":
-        remember_cni_chains()
+        remember_host_network()
         ensure_podman_network(provider)
         ensure_modules_dir()
     config = kind_config()
@@ -342,37 +342,52 @@ def cni_chains() -> dict[str, set[str]]:
     }
 
 
-def remember_cni_chains() -> None:
-    """Before bring-up: which CNI-* chains were there already (the local cluster's, say), so
-    that tear-down removes only what podman added."""
+def podman_bridges() -> set[str]:
+    return {
+        link.name for link in Path("/sys/class/net").iterdir() if link.name.startswith("cni-podman")
+    }
+
+
+def remember_host_network() -> None:
+    """Before bring-up: which CNI-* chains and cni-podman* bridges were there already (the
+    local cluster's, another podman user's), so that tear-down removes only what this
+    cluster's podman added."""
     STATE.mkdir(parents=True, exist_ok=True)
-    (STATE / "cni-chains-before.json").write_text(
-        json.dumps({t: sorted(c) for t, c in cni_chains().items()})
-    )
+    before = {
+        "chains": {t: sorted(c) for t, c in cni_chains().items()},
+        "bridges": sorted(podman_bridges()),
+    }
+    (STATE / "host-network-before.json").write_text(json.dumps(before))
 
 
 def remove_podman_network_leftovers() -> None:
-    """Bridges and iptables chains podman's CNI networks left: its bridges are called
-    cni-podman*, its chains are the CNI-* chains that were not there before bring-up."""
-    for link in Path("/sys/class/net").iterdir():
-        if link.name.startswith("cni-podman"):
-            subprocess.run(["ip", "link", "delete", link.name], check=False)
-    before_file = STATE / "cni-chains-before.json"
+    """Bridges and iptables rules podman's CNI network left, judged against what was there
+    before bring-up: new cni-podman* bridges, new CNI-* chains and the rules that jump to
+    them, and rules naming a new or vanished bridge (dnsname's, letting nodes ask its dnsmasq
+    for names)."""
+    before_file = STATE / "host-network-before.json"
     if not before_file.exists():
         return  # nothing recorded: nothing is known to be ours
-    before = {t: set(c) for t, c in json.loads(before_file.read_text()).items()}
+    before = json.loads(before_file.read_text())
+    present = podman_bridges()
+    bridges = present - set(before["bridges"])
     for table, chains in cni_chains().items():
-        ours = chains - before.get(table, set())
-        if not ours:
-            continue
+        ours = chains - set(before["chains"].get(table, []))
         for rule in iptables(table, "-S").splitlines():
             words = shlex.split(rule)
-            if words[:1] == ["-A"] and "-j" in words and words[words.index("-j") + 1] in ours:
+            if words[:1] != ["-A"] or words[1] in ours:
+                continue
+            jumps_to_ours = "-j" in words and words[words.index("-j") + 1] in ours
+            # A rule naming a bridge that is ours, or already gone with its network, is dead.
+            dead = any(w.startswith("cni-podman") and w not in present for w in words)
+            if jumps_to_ours or bridges.intersection(words) or dead:
                 iptables(table, "-D", *words[1:])
         for chain in ours:
             iptables(table, "-F", chain)
         for chain in ours:
             iptables(table, "-X", chain)
+    for bridge in sorted(bridges):
+        subprocess.run(["ip", "link", "delete", bridge], check=False)
 
 
 def junit_counts(path: Path) -> dict[str, int]:
