@@ -209,6 +209,7 @@ build_node_image() {
 main() {
   require_root
   "$SCRIPT_DIR/deps.sh"
+  "$SCRIPT_DIR/build.sh" # Kubernetes (kubeadm, kubelet, kubectl, components), crictl, CoreDNS, ...
   build_kind
   build_all
   build_component_images
