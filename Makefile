@@ -35,6 +35,9 @@ lint: $(VENV)/.installed ## ruff, and the generated sync twins of router_lib are
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) scripts/async_to_sync.py --check
+	@if command -v shellcheck >/dev/null; then \
+	  cd e2e/cluster && shellcheck -x --severity=warning *.sh ../../images/kube-proxy/iptables-select.sh; \
+	else echo "shellcheck not installed (apt-get install shellcheck): shell scripts not checked"; fi
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed ## mypy (strict)
@@ -53,6 +56,7 @@ test: deps lint typecheck ## the test command: install, lint, typecheck, run eve
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) orm-suites-reduced
 	$(MAKE) e2e-ci
+	$(MAKE) e2e-kind
 
 .PHONY: demo
 demo: deps ## the main job: local cluster (or $$KUBECONFIG), images, operator, sample database, workload, live lag

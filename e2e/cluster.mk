@@ -8,13 +8,6 @@ LOCAL_KUBECONFIG := /var/lib/replicadb-cluster/admin.kubeconfig
 E2E_KUBECONFIG ?= $(if $(KUBECONFIG),$(KUBECONFIG),$(LOCAL_KUBECONFIG))
 E2E_PYTEST_ARGS ?=
 
-KIND ?= kind
-DOCKER ?= docker
-KIND_CLUSTER ?= replicadb
-KIND_NODE_IMAGE ?= kindest/node:v1.32.2
-KIND_KUBECONFIG ?= $(HOME)/.kube/kind-$(KIND_CLUSTER).kubeconfig
-INSTANCE_IMAGE ?= localhost/replicadb/instance:dev
-OPERATOR_IMAGE ?= localhost/replicadb/operator:dev
 
 .PHONY: cluster-deps
 cluster-deps: ## install the Debian packages the local cluster needs (only those missing)
@@ -48,20 +41,19 @@ e2e: $(VENV)/.installed ## e2e tests against KUBECONFIG (default: the local clus
 e2e-ci: $(VENV)/.installed ## e2e layer run by `make test`: local cluster up, e2e tests, cluster down
 	@$(CLUSTER_SCRIPTS)/e2e-ci.sh $(PY) -m pytest e2e -m e2e $(E2E_PYTEST_ARGS)
 
-# kind path, for machines with Docker and a registry (not this one).
-.PHONY: e2e-kind
-e2e-kind: $(VENV)/.installed ## kind cluster + images built with docker + the same e2e tests
-	@$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || \
-	  $(KIND) create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) \
-	    --config e2e/kind-config.yaml --wait 120s
-	mkdir -p $(dir $(KIND_KUBECONFIG))
-	$(KIND) get kubeconfig --name $(KIND_CLUSTER) >$(KIND_KUBECONFIG)
-	$(DOCKER) build -f operator/instance.Dockerfile -t $(INSTANCE_IMAGE) .
-	$(DOCKER) build -f operator/Dockerfile -t $(OPERATOR_IMAGE) .
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(INSTANCE_IMAGE) $(OPERATOR_IMAGE)
-	KUBECONFIG=$(KIND_KUBECONFIG) REPLICADB_INSTANCE_IMAGE=$(INSTANCE_IMAGE) \
-	  $(PY) -m pytest e2e -m e2e $(E2E_PYTEST_ARGS)
+# kind: several nodes in several zones, the same e2e files. Docker (with a registry): stock
+# kindest/node, images from `docker build`. Without Docker (this machine): rootful podman, a
+# node image and every image it needs built here (e2e/cluster/kind-image.sh, cached).
+KIND_E2E := $(PY) -m e2e.kind_cluster
 
-.PHONY: e2e-kind-down
-e2e-kind-down: ## delete the kind cluster
-	$(KIND) delete cluster --name $(KIND_CLUSTER)
+.PHONY: e2e-kind
+e2e-kind: $(VENV)/.installed ## kind cluster (1 control plane + 3 zoned workers) up, e2e tests, down -> .bench/e2e_kind.json
+	$(KIND_E2E) e2e $(E2E_PYTEST_ARGS)
+
+.PHONY: kind-up
+kind-up: $(VENV)/.installed ## only bring the kind cluster up (prints its kubeconfig)
+	$(KIND_E2E) up
+
+.PHONY: kind-down
+kind-down: $(VENV)/.installed ## delete the kind cluster and everything the provider left behind
+	$(KIND_E2E) down

@@ -5,21 +5,26 @@ steady rate; a sampler asks every instance every 100 ms whether it accepts write
 injected into the primary. Measured: time from the fault to the first successful write,
 acknowledged writes missing on the new primary, samples in which two instances accepted
 writes, and time until the former primary streams again as a replica.
+
+Writer and sampler run in a pod (e2e/in_cluster/failover_workload.py), where instance
+addresses are reachable on any cluster; this side injects the fault and reads the status
+through the Kubernetes API.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from kubernetes import client
 
-import router_lib
-from e2e import faults, kube
+from e2e import faults, incluster, kube
 from e2e import operator_support as ops
+
+INSTANCE_IMAGE = os.environ.get("REPLICADB_INSTANCE_IMAGE", "localhost/replicadb/instance:dev")
+PROGRESS = "/tmp/progress.json"
 
 
 @dataclass
@@ -33,75 +38,6 @@ class FailoverRun:
     rejoin_s: float
     acknowledged: int
     statuses_seen: list[str] = field(default_factory=list)
-
-
-class Writer(threading.Thread):
-    """INSERTs one row every ``period_s`` through router_lib; remembers acknowledged ids and
-    the time of every success. An id whose commit outcome is unknown is never reused."""
-
-    def __init__(self, router: router_lib.Router, period_s: float = 0.02) -> None:
-        super().__init__(daemon=True)
-        self.router = router
-        self.period_s = period_s
-        self.acknowledged: list[int] = []
-        self.successes: list[tuple[float, str]] = []  # (when, server address)
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        ident = 0
-        while not self.stop.is_set():
-            ident += 1
-            try:
-                rows = self.router.query(
-                    "INSERT INTO ticks (id) VALUES (%s) RETURNING host(inet_server_addr())",
-                    (ident,),
-                )
-                self.acknowledged.append(ident)
-                self.successes.append((time.monotonic(), str(rows[0][0])))
-            except psycopg.Error as exc:
-                self.errors.append(type(exc).__name__)
-                time.sleep(0.05)
-            time.sleep(self.period_s)
-
-    def first_success_after(self, moment: float, server: str) -> float | None:
-        """The first write acknowledged by ``server`` after ``moment``: a lingering old
-        primary's acknowledgements do not end the outage."""
-        return next((t for t, addr in self.successes if t > moment and addr == server), None)
-
-
-class WritableSampler(threading.Thread):
-    """Every 100 ms, asks every instance pod whether it accepts writes."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, password: str) -> None:
-        super().__init__(daemon=True)
-        self.api, self.namespace, self.password = api, namespace, password
-        self.samples = 0
-        self.dual = 0
-        self.stop = threading.Event()
-
-    def _writable(self, ip: str) -> bool:
-        try:
-            with ops.connect(ip, self.password, connect_timeout=2) as conn:
-                return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,)
-        except psycopg.Error:
-            return False
-
-    def run(self) -> None:
-        core = client.CoreV1Api(self.api)
-        ips: list[str] = []
-        refreshed = 0.0
-        while not self.stop.is_set():
-            if time.monotonic() - refreshed > 1.0:
-                pods = core.list_namespaced_pod(
-                    self.namespace, label_selector="replicadb.io/component=instance"
-                ).items
-                ips = [p.status.pod_ip for p in pods if p.status.pod_ip]
-                refreshed = time.monotonic()
-            writable = sum(self._writable(ip) for ip in ips)
-            self.samples += 1
-            self.dual += writable > 1
-            time.sleep(0.1)
 
 
 def wait_settled(
@@ -125,83 +61,106 @@ def wait_settled(
     raise TimeoutError(f"{name} did not settle within {timeout_s} s")
 
 
-def make_router(namespace: str, name: str, app_password: str) -> router_lib.Router:
-    return router_lib.Router(
-        router_lib.RouterConfig(
-            kube_name=name,
-            kube_namespace=namespace,
-            connection=router_lib.ConnectionSettings(
-                user="app", password=app_password, dbname="app"
-            ),
-            consistency=router_lib.STRONG,
-        )
-    )
-
-
 def measure_failover(
-    api: client.ApiClient, namespace: str, name: str, kind: str, timeout_s: float = 120
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    kind: str,
+    timeout_s: float = 120,
+    image: str = INSTANCE_IMAGE,
 ) -> FailoverRun:
     core = client.CoreV1Api(api)
     status = wait_settled(api, namespace, name)
     old = str(status["primary"])
-    app_password = ops.secret_value(api, namespace, f"{name}-app", "password")
-    password = ops.secret_value(api, namespace, f"{name}-superuser", "password")
-    router = make_router(namespace, name, app_password)
-    router.execute("CREATE TABLE IF NOT EXISTS ticks (id bigint PRIMARY KEY)")
-    router.execute("TRUNCATE ticks")
-    writer = Writer(router)
-    sampler = WritableSampler(api, namespace, password)
-    writer.start()
-    sampler.start()
+    workload = incluster.ScriptPod(
+        api,
+        namespace,
+        image,
+        "failover_workload.py",
+        env={"RDB_NAME": name, "RDB_NAMESPACE": namespace},
+        secret_env={
+            "SUPERUSER_PASSWORD": (f"{name}-superuser", "password"),
+            "APP_PASSWORD": (f"{name}-app", "password"),
+        },
+    )
     seen: list[str] = []
     try:
-        time.sleep(2.0)
-        faulted_at = time.monotonic()
+        workload.wait_running()
+        # Writes flow before the fault: the outage is measured from a working state.
+        kube.wait_for(
+            lambda: ((workload.read_json(PROGRESS) or {}).get("acknowledged") or 0) >= 20,
+            120,
+            "the workload pod writing",
+            interval=0.5,
+        )
+        faulted_at = incluster.wall_clock()
         faults.inject(core, namespace, old, kind)
-        deadline = faulted_at + timeout_s
+        new, address = _wait_new_primary(api, namespace, name, old, kind, timeout_s, seen)
+        # The outage ends with the first write the new primary acknowledged after the fault.
         first: float | None = None
-        new: str | None = None
-        while time.monotonic() < deadline and (first is None or new is None):
-            st = ops.status(api, namespace, name)
-            seen.append(f"{st.get('phase')}:{st.get('primary')}:{st.get('readyReplicas')}")
-            if st.get("primary") and st["primary"] != old:
-                new = str(st["primary"])
-                address = next(
-                    (i.get("address") for i in st.get("instances") or [] if i["name"] == new), None
-                )
-                if address:
-                    first = writer.first_success_after(faulted_at, str(address))
-            time.sleep(0.2)
-        if first is None or new is None:
-            raise TimeoutError(
-                f"{kind}: no failover within {timeout_s} s; statuses {seen[-5:]}\n"
-                + ops.operator_log_tail(api)
-            )
-        rto = first - faulted_at
-        time.sleep(1.0)  # a few writes on the new primary
+
+        def new_primary_acknowledged() -> bool:
+            nonlocal first
+            times = (workload.read_json(PROGRESS) or {}).get("times_by_server", {})
+            first = next((t for t in times.get(address, []) if t > faulted_at), None)
+            return first is not None
+
+        kube.wait_for(new_primary_acknowledged, timeout_s, f"a write acknowledged by {new}", 0.5)
+        assert first is not None
+        workload.touch("/tmp/stop-writer")
+        rejoined_at = _wait_rejoined(api, namespace, name, old, timeout_s)
+        workload.touch("/tmp/stop")
+        result = workload.wait_json("/tmp/result.json", 60, "the workload's result")
+    except BaseException:
+        print(workload.logs()[-4000:])
+        raise
     finally:
-        writer.stop.set()
-        writer.join(10)
-    rejoin_started = faulted_at
-    rejoined_at = _wait_rejoined(api, namespace, name, old, timeout_s)
-    sampler.stop.set()
-    sampler.join(5)
-    new_ip = ops.pod_ip(api, namespace, new)
-    with ops.connect(new_ip, password, dbname="app") as conn:
-        present = {r[0] for r in conn.execute("SELECT id FROM ticks").fetchall()}
-    lost = sum(1 for ident in writer.acknowledged if ident not in present)
-    router.close()
+        workload.delete()
     return FailoverRun(
         kind=kind,
         old_primary=old,
         new_primary=new,
-        rto_s=rto,
-        lost_acknowledged_writes=lost,
-        dual_primary_samples=sampler.dual,
-        rejoin_s=rejoined_at - rejoin_started,
-        acknowledged=len(writer.acknowledged),
+        rto_s=first - faulted_at,
+        lost_acknowledged_writes=int(result["lost_acknowledged_writes"]),
+        dual_primary_samples=int(result["dual_primary_samples"]),
+        rejoin_s=rejoined_at - faulted_at,
+        acknowledged=int(result["acknowledged"]),
         statuses_seen=seen,
     )
+
+
+def _wait_new_primary(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    old: str,
+    kind: str,
+    timeout_s: float,
+    seen: list[str],
+) -> tuple[str, str]:
+    """(name, address) of the primary the status names once it is not ``old``."""
+    found: tuple[str, str] | None = None
+
+    def promoted() -> bool:
+        nonlocal found
+        st = ops.status(api, namespace, name)
+        seen.append(f"{st.get('phase')}:{st.get('primary')}:{st.get('readyReplicas')}")
+        primary = st.get("primary")
+        if not primary or primary == old:
+            return False
+        address = next(
+            (i.get("address") for i in st.get("instances") or [] if i["name"] == primary), None
+        )
+        if address:
+            found = (str(primary), str(address))
+        return found is not None
+
+    try:
+        kube.wait_for(promoted, timeout_s, f"{kind}: a new primary in status", interval=0.2)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; statuses {seen[-5:]}\n" + ops.operator_log_tail(api)) from None
+    assert found is not None
+    return found
 
 
 def _wait_rejoined(
@@ -213,4 +172,4 @@ def _wait_rejoined(
         return bool(entry and entry.get("role") == "replica" and entry.get("state") == "streaming")
 
     kube.wait_for(rejoined, timeout_s, f"{old} streaming again as a replica", interval=0.5)
-    return time.monotonic()
+    return incluster.wall_clock()

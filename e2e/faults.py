@@ -1,83 +1,83 @@
-"""The three ways a primary fails in the failover tests, done to a real pod.
+"""The three ways a primary fails in the failover tests, done to a real pod through the
+Kubernetes API only, so that they work the same on every cluster:
 
 - ``pod_delete``: the pod is deleted with grace period 0 (a node or kubelet losing it);
-- ``process_kill``: only the postgres process is killed (SIGKILL from the node);
-- ``network_cut``: the pod's network namespace drops everything on its interface (iptables
-  inside that namespace), while postgres keeps running.
+- ``process_kill``: postgres dies without a shutdown: from an ``exec`` in the pod, every
+  process but the postmaster gets SIGKILL and the postmaster (the container's PID 1, which
+  the kernel does not let its own namespace SIGKILL) an immediate-shutdown SIGQUIT; the
+  container exits and the kubelet restarts it, with crash recovery;
+- ``network_cut``: an ephemeral container with NET_ADMIN in the pod takes the pod's eth0
+  down, while postgres keeps running (nothing reaches it and it reaches nothing).
 
-Process kill and network cut work from the node itself (the local cluster, where tests run
-as root on the node); on kind they would go through ``docker exec`` into the node container.
+Node-level faults (a node stopped, paused or cut off) go through the cluster's provider:
+see e2e/nodes.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
+import contextlib
+import uuid
 
 from kubernetes import client
 
+from e2e import kube
+
 FAULT_KINDS = ("pod_delete", "process_kill", "network_cut")
 
+# SIGKILL to everything but PID 1 and this shell, then SIGQUIT to the postmaster.
+KILL_POSTGRES = "kill -s KILL -1; kill -s QUIT 1"
 
-def container_id(core: client.CoreV1Api, namespace: str, pod: str) -> str:
-    status = core.read_namespaced_pod(pod, namespace).status
-    raw = str(status.container_statuses[0].container_id or "")
-    return raw.split("://", 1)[-1]
-
-
-def container_pids(cid: str) -> list[int]:
-    """Host PIDs of the container's processes, found by its cgroup path."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if cid in (proc / "cgroup").read_text():
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return sorted(pids)
-
-
-def postmaster_pid(cid: str) -> int:
-    """The container's first process is postgres itself (the entrypoint exec'd it)."""
-    pids = container_pids(cid)
-    for pid in pids:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if cmdline and cmdline[0].endswith(b"postgres") and parent not in pids:
-            return pid
-    raise LookupError(f"no postmaster among the processes of container {cid}")
+# The instance image has Python but no ip or iptables: SIOCSIFFLAGS without IFF_UP.
+LINK_DOWN = """
+import fcntl, socket, struct
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+req = struct.pack("16sH", b"eth0", 0)
+flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
+fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"eth0", flags & ~IFF_UP))
+print("eth0 down")
+"""
 
 
 def kill_postgres(core: client.CoreV1Api, namespace: str, pod: str) -> None:
-    os.kill(postmaster_pid(container_id(core, namespace, pod)), 9)
+    # The exec's own stream may end with the container.
+    with contextlib.suppress(RuntimeError):
+        kube.exec_in_pod(core, namespace, pod, ["sh", "-c", KILL_POSTGRES])
+
+
+def _container_image(core: client.CoreV1Api, namespace: str, pod: str) -> str:
+    spec = core.read_namespaced_pod(pod, namespace).spec
+    return str(spec.containers[0].image)
 
 
 def cut_network(core: client.CoreV1Api, namespace: str, pod: str) -> None:
-    """Drop every packet on the pod's eth0, both ways. The pod keeps running."""
-    pid = postmaster_pid(container_id(core, namespace, pod))
-    netns = f"/proc/{pid}/ns/net"
-    for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
-        subprocess.run(
-            [
-                "nsenter",
-                f"--net={netns}",
-                "iptables",
-                "-w",
-                "-I",
-                chain,
-                flag,
-                "eth0",
-                "-j",
-                "DROP",
-            ],
-            check=True,
-        )
+    """The pod's eth0 goes down from an ephemeral container in its network namespace."""
+    name = f"netcut-{uuid.uuid4().hex[:6]}"
+    debug = {
+        "name": name,
+        "image": _container_image(core, namespace, pod),
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "-c", LINK_DOWN],
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": False,
+            "capabilities": {"add": ["NET_ADMIN"]},
+        },
+    }
+    core.patch_namespaced_pod_ephemeralcontainers(
+        pod, namespace, {"spec": {"ephemeralContainers": [debug]}}
+    )
+
+    def finished() -> bool:
+        statuses = core.read_namespaced_pod(pod, namespace).status.ephemeral_container_statuses
+        state = next((s.state for s in statuses or [] if s.name == name), None)
+        if state is None or state.terminated is None:
+            return False
+        if state.terminated.exit_code != 0:
+            raise RuntimeError(f"network cut in {pod} exited {state.terminated.exit_code}")
+        return True
+
+    kube.wait_for(finished, 60, f"network of {pod} cut", interval=0.2)
 
 
 def inject(core: client.CoreV1Api, namespace: str, pod: str, kind: str) -> None:

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from replicadb_operator import crd
 
-from e2e import kube
+from e2e import incluster, kube
 from e2e import operator_support as ops
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def instance_pods(api: client.ApiClient, namespace: str) -> list[Any]:
 
 
 def test_sample_database_end_to_end(
-    api_client: client.ApiClient, namespace: str, operator: None
+    api_client: client.ApiClient, namespace: str, operator: None, instance_image: str
 ) -> None:
     core = client.CoreV1Api(api_client)
     started = time.monotonic()
@@ -75,32 +75,28 @@ def test_sample_database_end_to_end(
 
         kube.wait_for(pooler_ready, 120, f"pooler {pool} ready")
 
-    step("the primary streams to both replicas (pg_stat_replication)")
+    step("the primary streams to both replicas (pg_stat_replication), seen from a client pod")
+    sql = incluster.ClientPod(api_client, namespace, instance_image)
     password = ops.secret_value(api_client, namespace, f"{NAME}-superuser", "password")
     primary_ip = ops.pod_ip(api_client, namespace, st["primary"])
-    with ops.connect(primary_ip, password) as conn:
-        rows = conn.execute(
-            "SELECT application_name, state FROM pg_stat_replication ORDER BY 1"
-        ).fetchall()
-    assert rows == [(f"{NAME}-replica-0", "streaming"), (f"{NAME}-replica-1", "streaming")]
+    rows = sql.query(
+        "SELECT application_name, state FROM pg_stat_replication ORDER BY 1", primary_ip, password
+    )
+    assert rows.splitlines() == [f"{NAME}-replica-0|streaming", f"{NAME}-replica-1|streaming"]
 
     step("write through the read-write Service; read through read-only and both poolers")
     app_password = ops.secret_value(api_client, namespace, f"{NAME}-app", "password")
-    app = {"user": "app", "dbname": "app", "password": app_password}
-    rw_ip = ops.service_ip(api_client, namespace, f"{NAME}-rw")
-    with ops.connect(rw_ip, **app) as conn:
-        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, item text)")
-        conn.execute("INSERT INTO orders VALUES (1, 'tea')")
+    app: dict[str, Any] = {"user": "app", "dbname": "app", "password": app_password}
+    sql.query(
+        "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders VALUES (1, 'tea')",
+        f"{NAME}-rw",
+        **app,
+    )
     query = "SELECT item FROM orders WHERE id = 1"
-    ro_ip = ops.service_ip(api_client, namespace, f"{NAME}-ro")
-    ops.eventually_query({"host": ro_ip, **app}, query, "tea", 30)
+    sql.eventually(query, "tea", 30, f"{NAME}-ro", **app)
     for pool in ("rw", "ro"):
-        pooler_ip = ops.service_ip(api_client, namespace, f"{NAME}-pooler-{pool}")
-        ops.eventually_query(
-            {"host": pooler_ip, "port": 6432, "prepare_threshold": None, **app}, query, "tea", 30
-        )
-    with ops.connect(ro_ip, **app) as conn:
-        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        sql.eventually(query, "tea", 30, f"{NAME}-pooler-{pool}", port=6432, **app)
+    assert sql.query("SELECT pg_is_in_recovery()", f"{NAME}-ro", **app) == "t"
 
     step("kubectl get rdb shows the primary, Ready 2/2 and a lag column")
     if ops.kubectl() is not None:
@@ -149,8 +145,7 @@ def test_sample_database_end_to_end(
     started_before = {}
     for pod in instance_pods(api_client, namespace):
         started_before[pod.metadata.name] = pod.status.container_statuses[0].restart_count
-        pod_ip = pod.status.pod_ip
-        ops.eventually_query({"host": pod_ip, "password": password}, "SHOW work_mem", "24MB", 180)
+        sql.eventually("SHOW work_mem", "24MB", 180, pod.status.pod_ip, password)
     for pod in instance_pods(api_client, namespace):
         assert pod.status.container_statuses[0].restart_count == started_before[pod.metadata.name]
 
@@ -170,7 +165,8 @@ def test_sample_database_end_to_end(
         phase="Healthy",
     )
     kube.wait_for(lambda: len(instance_pods(api_client, namespace)) == 2, 120, "2 instance pods")
-    ops.eventually_query({"host": ro_ip, **app}, query, "tea", 30)
+    sql.eventually(query, "tea", 30, f"{NAME}-ro", **app)
+    sql.delete()
 
     step("delete the database: everything it created goes")
     ops.custom(api_client).delete_namespaced_custom_object(

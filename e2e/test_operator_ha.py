@@ -8,14 +8,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from replicadb_operator import crd
 from replicadb_operator.monitoring import failover_steps
 
-from e2e import kube
+from e2e import incluster, kube
 from e2e import operator_support as ops
 
 pytestmark = pytest.mark.e2e
@@ -127,17 +126,12 @@ def scale_operator(api: client.ApiClient, replicas: int) -> None:
     )
 
 
-def writable(ip: str, password: str) -> bool:
-    try:
-        with ops.connect(ip, password, connect_timeout=2) as conn:
-            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-    except psycopg.Error:
-        return False
-    return row == (False,)
+def writable(sql: incluster.ClientPod, ip: str, password: str) -> bool:
+    return sql.try_query("SELECT pg_is_in_recovery()", ip, password, timeout=2) == "f"
 
 
 def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
-    api_client: client.ApiClient, operator: None, namespace: str
+    api_client: client.ApiClient, operator: None, namespace: str, instance_image: str
 ) -> None:
     """The operator records its decision in status before anything irreversible. Here it
     'dies' right after that record (status written by hand with the operator scaled to 0,
@@ -153,9 +147,13 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
     ops.wait_status(api_client, namespace, name, "healthy", 300, phase="Healthy")
     password = ops.secret_value(api_client, namespace, f"{name}-superuser", "password")
     old, target = f"{name}-primary-0", f"{name}-replica-0"
-    with ops.connect(ops.pod_ip(api_client, namespace, old), password) as conn:
-        conn.execute("CREATE TABLE acked (id int PRIMARY KEY)")
-        conn.execute("INSERT INTO acked SELECT generate_series(1, 1000)")
+    sql = incluster.ClientPod(api_client, namespace, instance_image)
+    sql.query(
+        "CREATE TABLE acked (id int PRIMARY KEY);"
+        " INSERT INTO acked SELECT generate_series(1, 1000)",
+        ops.pod_ip(api_client, namespace, old),
+        password,
+    )
 
     step("the operator stops right after recording a failover decision in status")
     scale_operator(api_client, 0)
@@ -175,7 +173,7 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
             }
         },
     )
-    assert writable(ops.pod_ip(api_client, namespace, old), password)
+    assert writable(sql, ops.pod_ip(api_client, namespace, old), password)
 
     step("the next operator finishes it")
     started = time.monotonic()
@@ -185,21 +183,20 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
     assert not st.get("failover")
     assert st["lastFailover"]["to"] == target
     new_ip = ops.pod_ip(api_client, namespace, target)
-    assert writable(new_ip, password)
-    with ops.connect(new_ip, password) as conn:
-        assert conn.execute("SELECT count(*) FROM acked").fetchone() == (1000,)
+    assert writable(sql, new_ip, password)
+    assert sql.query("SELECT count(*) FROM acked", new_ip, password) == "1000"
 
     step(f"{old} comes back as a streaming replica of {target}; one primary only")
 
     def old_streams() -> bool:
         try:
-            with ops.connect(ops.pod_ip(api_client, namespace, old), password) as conn:
-                row = conn.execute(
-                    "SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver"
-                ).fetchone()
-        except (psycopg.Error, ApiException):
+            ip = ops.pod_ip(api_client, namespace, old)
+        except ApiException:
             return False
-        return row == (True, "streaming")
+        row = sql.try_query(
+            "SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver", ip, password, timeout=2
+        )
+        return row == "t|streaming"
 
     kube.wait_for(old_streams, 180, f"{old} streaming from {target}")
     ops.wait_status(api_client, namespace, name, "healthy again", 180, phase="Healthy")

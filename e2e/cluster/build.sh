@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the cluster's Go binaries once and caches them outside the checkout, keyed by version:
 #   $BIN_DIR        kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-#                   kube-proxy, kubectl (Kubernetes $K8S_VERSION, one `go build`)
+#                   kube-proxy, kubectl, kubeadm (Kubernetes $K8S_VERSION, one `go build`;
+#                   the kind node image takes kubeadm, kubelet and kubectl from here)
 #   $ADDON_BIN_DIR  crictl, coredns, local-path-provisioner
 # A warm run finds the `.complete` stamps and returns at once.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 
 # Static binaries: no cgo, so they also run inside the minimal images built from them.
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
@@ -58,15 +59,21 @@ pick_staging_version() {
 }
 
 build_kubernetes() {
-  if [[ -f $BIN_DIR/.complete ]]; then
+  # The cache is keyed by version and holds one file per binary: a warm run builds only the
+  # binaries that a longer list names and the cache lacks (kubeadm came after the others).
+  local missing=() b
+  for b in "${K8S_BINARIES[@]}"; do
+    [[ -f $BIN_DIR/.complete && -x $BIN_DIR/$b ]] || missing+=("$b")
+  done
+  if ((${#missing[@]} == 0)); then
     step "kubernetes $K8S_VERSION: cached in $BIN_DIR"
     return
   fi
   local src=$K8S_CACHE/src out=$K8S_CACHE/bin.tmp log=$K8S_CACHE/build.log
-  step "kubernetes $K8S_VERSION: building ${K8S_BINARIES[*]} (cold: about 4 min on 2 cores; log $log)"
+  step "kubernetes $K8S_VERSION: building ${missing[*]} (cold: about 4 min on 2 cores; log $log)"
   write_k8s_build_module "$src"
-  local pkgs=() b
-  for b in "${K8S_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  local pkgs=()
+  for b in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   local minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
   local ver=k8s.io/component-base/version ldflags="-s -w"
@@ -75,8 +82,8 @@ build_kubernetes() {
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
   rm -rf "$out"
   mkdir -p "$out"
-  # One invocation for all six so that they share every compiled package. -mod=mod lets go
-  # fill go.sum (checked against the checksum database) on the first build.
+  # One invocation for all of them so that they share every compiled package. -mod=mod lets
+  # go fill go.sum (checked against the checksum database) on the first build.
   (
     cd "$src"
     go build -mod=mod -trimpath -tags providerless -ldflags "$ldflags" -o "$out/" "${pkgs[@]}"
@@ -87,10 +94,13 @@ build_kubernetes() {
     kill -0 "$pid" 2>/dev/null && step "kubernetes: still compiling ($(du -sh "${GOCACHE:-$HOME/.cache/go-build}" 2>/dev/null | cut -f1) in the Go build cache)"
   done
   wait "$pid" || fail "go build of kubernetes $K8S_VERSION" "$log"
-  rm -rf "$BIN_DIR"
-  mv "$out" "$BIN_DIR"
+  mkdir -p "$BIN_DIR"
+  # Moved in one by one, each an atomic rename: a cluster running from $BIN_DIR meanwhile
+  # keeps its binaries.
+  for b in "${missing[@]}"; do mv "$out/$b" "$BIN_DIR/$b"; done
+  rm -rf "$out"
   touch "$BIN_DIR/.complete"
-  step "kubernetes $K8S_VERSION: built ($(du -sh "$BIN_DIR" | cut -f1))"
+  step "kubernetes $K8S_VERSION: built ${missing[*]} ($(du -sh "$BIN_DIR" | cut -f1) in $BIN_DIR)"
 }
 
 build_addons() {

@@ -49,7 +49,9 @@ COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-schedule
 
 # Debian packages the cluster needs at run time and for building images.
 CLUSTER_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables conntrack
-  buildah debootstrap openssl iproute2 util-linux ca-certificates curl)
+  buildah debootstrap openssl iproute2 util-linux ca-certificates curl
+  # kind's provider here, and the CNI plugin that lets kind's nodes find each other by name
+  podman golang-github-containernetworking-plugin-dnsname)
 
 export PATH=$BIN_DIR:$ADDON_BIN_DIR:/usr/local/go/bin:$PATH
 
@@ -123,3 +125,13 @@ buildah_() {
 ctr_() {
   ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"
 }
+
+# kind on this machine (e2e/cluster/kind-image.sh, e2e/kind_cluster.py): the kind binary, and
+# the image store of the podman that kind drives (node images are a cache like the others).
+KIND_VERSION=${KIND_VERSION:-v0.30.0}
+KIND_CACHE=$CACHE_ROOT/kind
+KIND_BIN_DIR=$CACHE_ROOT/kind-$KIND_VERSION/bin
+KIND_GRAPHROOT=$KIND_CACHE/storage
+KIND_RUNROOT=/run/replicadb-kind/storage
+KIND_STORAGE_CONF=$KIND_CACHE/storage.conf
+KIND_NODE_REPO=localhost/replicadb/kind-node

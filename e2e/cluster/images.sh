@@ -97,14 +97,18 @@ CFG
 }
 
 # build_image REF DOCKERFILE CONTEXT [INPUT...]: buildah bud unless an archive with the same
-# input hash exists; records REF -> archive for import.
+# input hash exists; records REF -> archive for import. An INPUT --build-arg=NAME=VALUE is
+# passed to the build (and hashed like the others).
 BUILT=()
 build_image() {
   local ref=$1 dockerfile=$2 context=$3
   shift 3
   local name=${ref#localhost/}
   name=${name//[\/:]/-}
-  local key tar base_id
+  local key tar base_id input build_args=()
+  for input in "$@"; do
+    [[ $input == --build-arg=* ]] && build_args+=(--build-arg "${input#--build-arg=}")
+  done
   base_id=$(image_id "$BASE_IMAGE_REF")
   key=$(content_hash "$dockerfile" "$@" "$ref $base_id")
   tar=$IMAGE_CACHE/$name-$key.tar
@@ -117,7 +121,7 @@ build_image() {
     # chroot isolation: RUN steps use the host network and need no CNI or runtime of their own.
     run_logged "image build of $ref" "$log" \
       buildah_ bud --isolation chroot --layers --pull-never \
-      --build-arg "BASE_IMAGE=$BASE_IMAGE_REF" -f "$dockerfile" -t "$ref" "$context"
+      --build-arg "BASE_IMAGE=$BASE_IMAGE_REF" "${build_args[@]}" -f "$dockerfile" -t "$ref" "$context"
     rm -f "$IMAGE_CACHE/$name"-*.tar
     run_logged "export of $ref" "$log" buildah_ push "$ref" "docker-archive:$tar.tmp:$ref"
     mv "$tar.tmp" "$tar"
