@@ -109,6 +109,10 @@ bench-router: deps ## router vs plain psycopg pool, classification, RYW, cache -
 bench-suite: deps ## mixed workload: primary vs router vs poolers vs cache, PgBouncer sweep to 1000 clients -> .bench/suite.json + .png
 	$(PY) -m bench.suite $(BENCH_SUITE_ARGS)
 
+.PHONY: bench-scaling
+bench-scaling: deps ## read throughput with 0-3 replicas under a CPU budget per instance; router cost at 8 threads/tasks -> .bench/scaling.json + .png
+	$(PY) -m bench.scaling $(BENCH_SCALING_ARGS)
+
 .PHONY: bench-suite-cluster
 bench-suite-cluster: $(VENV)/.installed ## the same suite against the demo's database on KUBECONFIG's cluster (after `make demo`)
 	KUBECONFIG=$(E2E_KUBECONFIG) $(PY) -m bench.suite --target cluster $(BENCH_SUITE_ARGS)

@@ -1,0 +1,247 @@
+"""Read scaling under a fixed CPU budget per instance: does each replica add capacity?
+
+On one machine every local server shares the same cores, so adding a replica cannot add
+capacity. Production gives each instance its own CPUs; here each instance (and each
+read-only PgBouncer) gets ``--cpu-per-instance`` cores through the kernel's CPU controller
+(:mod:`bench.cpu_budget`), the same budget a pod's ``resources.limits.cpu`` gives. The
+suite's read-heavy mix (90 % reads) then runs with 0, 1, 2 and 3 replicas taking the reads
+(0: the primary alone takes everything), from client processes outside any budget:
+
+  plain         psycopg_pool per instance, reads round-robin over the replicas
+  router        router_lib, EVENTUAL
+  pooler        reads through a PgBouncer over the same replicas, writes on the primary
+  router_cache  router_lib with the in-process result cache (3 replicas only)
+
+Replica counts and variants rotate between rounds so that drift falls on all alike. Then,
+without budgets, the router's own cost: router / plain pools with the same placement at 8
+threads (sync) and 8 tasks (asyncio), interleaved rounds in this process.
+
+``make bench-scaling`` writes .bench/scaling.json and .bench/scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from replicadb_operator.dataplane.datadir import postmaster_pid
+from replicadb_operator.local.os_user import server_user
+from replicadb_operator.local.pgbouncer import LocalPgBouncer
+from replicadb_operator.local.topology import LocalTopology
+
+from bench.cpu_budget import CpuBudget
+from bench.report import BENCH_DIR, progress
+from bench.router_cost import measure_router_cost
+from bench.scaling_clients import ClientJob, ClientResult, run_job
+from bench.suite import Endpoints, prepare_schema
+
+REPLICA_COUNTS = (0, 1, 2, 3)
+SCALED = ("plain", "router", "pooler")
+RO_PORT_BASE = 6440
+SEED = 20261203
+
+
+@dataclass
+class Deployment:
+    topology: LocalTopology
+    poolers: dict[int, LocalPgBouncer]  # read-only pooler by replica count
+
+    def readers(self, count: int) -> tuple[str, ...]:
+        return tuple(self.topology.dsn(name) for name in self.topology.replicas[:count])
+
+
+@contextmanager
+def deployment(budget: CpuBudget, cores: float) -> Iterator[Deployment]:
+    progress(f"starting a primary, 3 replicas and 4 read-only PgBouncers, {cores:g} CPU each")
+    topology = LocalTopology(replicas=3, run_as=server_user())
+    poolers: dict[int, LocalPgBouncer] = {}
+    try:
+        topology.start()
+        for count in REPLICA_COUNTS:
+            servers = tuple(topology.replicas[:count]) or (topology.primary,)
+            pooler = LocalPgBouncer(
+                topology, servers=servers, name=f"pgbouncer-ro-{count}", port=RO_PORT_BASE + count
+            )
+            pooler.start()
+            poolers[count] = pooler
+        for name, inst in topology.instances.items():
+            pid = postmaster_pid(inst.datadir)
+            assert pid is not None, f"{name} is not running"
+            budget.limit(name, cores)
+            budget.add_tree(name, pid)
+        for count, pooler in poolers.items():
+            budget.limit(f"pooler-{count}", cores)
+            pid = int((pooler.directory / "pgbouncer.pid").read_text())
+            budget.add_tree(f"pooler-{count}", pid)
+        yield Deployment(topology, poolers)
+    finally:
+        progress("removing the local processes")
+        for pooler in poolers.values():
+            pooler.stop()
+        topology.destroy()
+
+
+@dataclass
+class Tally:
+    reads: int = 0
+    writes: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    client_cpu_s: float = 0.0
+
+    def add(self, results: list[ClientResult], seconds: float) -> None:
+        self.reads += sum(r.reads for r in results)
+        self.writes += sum(r.writes for r in results)
+        self.errors += sum(r.errors for r in results)
+        self.client_cpu_s += sum(r.cpu_s for r in results)
+        self.seconds += seconds
+
+    @property
+    def read_qps(self) -> float:
+        return self.reads / self.seconds if self.seconds else 0.0
+
+    @property
+    def client_cores(self) -> float:
+        return self.client_cpu_s / self.seconds if self.seconds else 0.0
+
+
+def run_once(
+    pool: ProcessPoolExecutor,
+    deployed: Deployment,
+    variant: str,
+    count: int,
+    args: argparse.Namespace,
+) -> tuple[list[ClientResult], float]:
+    start_at = time.time() + args.setup_s + args.warmup_s
+    jobs = [
+        ClientJob(
+            variant=variant,
+            primary=deployed.topology.dsn(deployed.topology.primary),
+            replicas=deployed.readers(count),
+            pooler_ro=deployed.poolers[count].dsn(),
+            threads=args.threads,
+            seed=SEED + 100 * process,
+            start_at=start_at,
+            seconds=args.seconds,
+        )
+        for process in range(args.processes)
+    ]
+    results = list(pool.map(run_job, jobs))
+    return results, args.seconds
+
+
+def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tuple[str, int], Tally]:
+    plan = [(v, n) for n in REPLICA_COUNTS for v in SCALED] + [("router_cache", 3)]
+    tallies = {key: Tally() for key in plan}
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.processes, mp_context=spawn) as pool:
+        for round_number in range(args.rounds):
+            shift = round_number * 5 % len(plan)
+            for variant, count in plan[shift:] + plan[:shift]:
+                results, seconds = run_once(pool, deployed, variant, count, args)
+                tallies[variant, count].add(results, seconds)
+                done = Tally()
+                done.add(results, seconds)
+                progress(
+                    f"round {round_number + 1}/{args.rounds} {variant:>12} {count} replicas: "
+                    f"{done.read_qps:8.0f} reads/s, clients {done.client_cores:.2f} CPU, "
+                    f"{done.errors} errors"
+                )
+    return tallies
+
+
+def scaling_report(
+    tallies: dict[tuple[str, int], Tally], args: argparse.Namespace
+) -> dict[str, object]:
+    def by_count(variant: str) -> dict[str, float]:
+        return {str(n): round(tallies[variant, n].read_qps, 1) for n in REPLICA_COUNTS}
+
+    def ratio(qps: dict[str, float]) -> float:
+        return round(qps["3"] / qps["0"], 3) if qps["0"] else 0.0
+
+    plain, router, pooler = by_count("plain"), by_count("router"), by_count("pooler")
+    client_cores = max(t.client_cores for t in tallies.values())
+    return {
+        "cpu_per_instance": args.cpu_per_instance,
+        "read_qps": plain,
+        "scaling_ratio_3": ratio(plain),
+        "router_read_qps": router,
+        "router_scaling_ratio_3": ratio(router),
+        "pooler_read_qps": pooler,
+        "pooler_scaling_ratio_3": ratio(pooler),
+        "with_cache": round(tallies["router_cache", 3].read_qps, 1),
+        "with_cache_ratio": round(tallies["router_cache", 3].read_qps / plain["0"], 3)
+        if plain["0"]
+        else 0.0,
+        "client_cpu_cores": round(client_cores, 2),
+        "client_cpu_cores_by_run": {
+            f"{v}/{n}": round(t.client_cores, 2) for (v, n), t in tallies.items()
+        },
+        "errors": sum(t.errors for t in tallies.values()),
+        "client_processes": args.processes,
+        "threads_per_process": args.threads,
+        "seconds_per_run": args.seconds,
+        "rounds": args.rounds,
+        "mix": "90 % reads (2 point : 1 range of 20 rows; 80 % on a hot 10 %), 10 % inserts",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-per-instance", type=float, default=0.2)
+    parser.add_argument("--processes", type=int, default=4, help="client processes")
+    parser.add_argument("--threads", type=int, default=4, help="client threads per process")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured window per run")
+    parser.add_argument("--warmup-s", type=float, default=1.0)
+    parser.add_argument("--setup-s", type=float, default=1.5, help="time to open the pools")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cost-seconds", type=float, default=3.0)
+    parser.add_argument("--cost-rounds", type=int, default=4)
+    args = parser.parse_args()
+    with CpuBudget() as budget, deployment(budget, args.cpu_per_instance) as deployed:
+        topology = deployed.topology
+        endpoints = Endpoints(
+            primary=topology.dsn(topology.primary),
+            replicas=deployed.readers(3),
+            pooler_rw="",
+            pooler_ro=deployed.poolers[3].dsn(),
+            where="local processes",
+        )
+        progress("schema and catalogue")
+        prepare_schema(endpoints)
+        tallies = measure_scaling(deployed, args)
+        report = scaling_report(tallies, args)
+        progress("lifting the budgets for the router's own cost (8 threads, 8 tasks)")
+        for name in list(budget.groups):
+            budget.limit(name, float(os.cpu_count() or 1))
+        cost = measure_router_cost(
+            endpoints.primary, endpoints.replicas, args.cost_seconds, args.cost_rounds
+        )
+        report.update(cost)
+        report["throttled_s"] = {name: round(budget.throttled_s(name), 1) for name in budget.groups}
+    report["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(json.dumps(report, indent=2))
+    BENCH_DIR.mkdir(exist_ok=True)
+    path = BENCH_DIR / "scaling.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {path}")
+    try:
+        from bench.scaling_chart import draw
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[dev]'): no chart", file=sys.stderr)
+    else:
+        print(f"chart: {draw(report, BENCH_DIR / 'scaling.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
