@@ -89,7 +89,10 @@ class AsyncExecutor(ExecutorBase):
         # no replay check, and a query that works. Anything else goes through the general
         # loop (_read), which starts over from the routing decision.
         attempts: ReadAttempts | None = None
-        choice = self.core.table.choose_read(consistency, session.write_lsn)
+        lsn = session.write_lsn
+        if session.positions_pending:
+            lsn = await self._session_lsn(session, consistency)
+        choice = self.core.table.choose_read(consistency, lsn)
         if choice is not None and not choice.required_lsn:
             pool = await self.pools.get(choice.state)
             try:
@@ -137,7 +140,7 @@ class AsyncExecutor(ExecutorBase):
             return rows, rowcount
         hit = await cache.lookup(key)
         if hit is not None and self.core.cached_result_fresh(
-            hit[0], consistency, session.write_lsn
+            hit[0], consistency, await self._session_lsn(session, consistency)
         ):
             metrics.cache_hits.labels(hit[1]).inc()
             return list(hit[0].rows), len(hit[0].rows)
@@ -208,7 +211,8 @@ class AsyncExecutor(ExecutorBase):
         """A connection to an endpoint that can serve the read, its replay checked and the
         session's settings on it."""
         while True:
-            choice = attempts.choose(self.core.table, consistency, session.write_lsn)
+            lsn = await self._session_lsn(session, consistency)
+            choice = attempts.choose(self.core.table, consistency, lsn)
             state = choice.state
             pool = await self.pools.get(state)
             try:
@@ -364,6 +368,9 @@ class AsyncExecutor(ExecutorBase):
         return pool, conn, state
 
     async def _note_commit(self, conn: AsyncRoutedConnection, session: SessionState) -> None:
+        if session.positions_on_demand:
+            session.note_unread_write()  # read when a read-your-writes read needs it
+            return
         started = time.monotonic()
         try:
             row = await (await conn.execute(WRITE_POSITION_SQL)).fetchone()
@@ -372,6 +379,28 @@ class AsyncExecutor(ExecutorBase):
             return
         if row is not None and row[0]:
             session.note_write(parse_lsn(row[0]), started)
+
+    async def _session_lsn(self, session: SessionState, consistency: Consistency) -> int:
+        """The session's write position for this read; for read-your-writes after writes
+        whose positions were not read, the primary's current position first."""
+        if session.positions_pending and consistency.level is Level.READ_YOUR_WRITES:
+            covers, started = session.unread_writes(), time.monotonic()
+            primary = self.core.table.view.primary
+            try:
+                if primary is None:
+                    raise psycopg.OperationalError("no primary to read the write position from")
+                pool = await self.pools.get(primary)
+                conn = await pool.getconn()
+                try:
+                    row = await (await conn.execute(WRITE_POSITION_SQL)).fetchone()
+                finally:
+                    await self._put(pool, conn)
+            except psycopg.Error:
+                session.note_write_position_lost(time.monotonic())  # read on the primary
+            else:
+                if row is not None and row[0]:
+                    session.note_position_read(parse_lsn(row[0]), started, covers)
+        return session.write_lsn
 
     async def _await_new_primary(self, old: EndpointState) -> bool:
         """Wait (up to failover_wait_s) for the source to name a different primary."""

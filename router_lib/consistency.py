@@ -82,15 +82,54 @@ class SessionState:
 
     Shared by threads (the router's default session is process-wide), so updates take a lock:
     two writers racing must leave the larger LSN, never the one that finished last.
+
+    ``positions_on_demand``: a write does not read its commit position back (one round trip
+    per write saved); it is only counted, and the first read-your-writes read after it reads
+    the primary's current position instead (past every counted write's commit). For states
+    that rarely ask for read-your-writes, such as the router's own when its default level is
+    another one.
     """
 
-    __slots__ = ("_lock", "_lost_at", "consistency", "write_lsn")
+    __slots__ = (
+        "_lock",
+        "_lost_at",
+        "_resolved",
+        "_unread",
+        "consistency",
+        "positions_on_demand",
+        "write_lsn",
+    )
 
-    def __init__(self, consistency: Consistency) -> None:
+    def __init__(self, consistency: Consistency, positions_on_demand: bool = False) -> None:
         self.consistency = consistency
+        self.positions_on_demand = positions_on_demand
         self.write_lsn = 0  # 0: this session has not written (through the router)
         self._lost_at = 0.0
+        self._unread = 0  # writes whose position was not read back (positions_on_demand)
+        self._resolved = 0  # of those, how many a position read since covers
         self._lock = threading.Lock()
+
+    @property
+    def positions_pending(self) -> bool:
+        """Has a write committed whose position is not in ``write_lsn`` yet?"""
+        return self._unread != self._resolved
+
+    def note_unread_write(self) -> int:
+        """A write committed and its position was not read; returns the count to pass to
+        :meth:`note_position_read` once a position read after this has been taken."""
+        with self._lock:
+            self._unread += 1
+            return self._unread
+
+    def unread_writes(self) -> int:
+        """How many unread writes a position read starting now will cover."""
+        return self._unread
+
+    def note_position_read(self, lsn: int, read_started: float, covers: int) -> None:
+        """The primary's position ``lsn``, read after ``covers`` unread writes committed."""
+        self.note_write(lsn, read_started)
+        with self._lock:
+            self._resolved = max(self._resolved, covers)
 
     def note_write(self, lsn: int, read_started: float) -> None:
         """Record the WAL position read (on the primary, at monotonic time ``read_started``)

@@ -51,7 +51,12 @@ class RouterCore:
             probe_enabled=config.lag_probe_interval_s > 0,
         )
         self.metrics = metrics_for(registry)
-        self.default_session = SessionState(config.consistency)
+        # The router's own state reads write positions only when a read-your-writes read
+        # needs one, unless that is its default level (then every read would).
+        self.default_session = SessionState(
+            config.consistency,
+            positions_on_demand=config.consistency.level is not Level.READ_YOUR_WRITES,
+        )
 
     def classify(self, query: Statement, has_params: bool) -> tuple[str, Classification]:
         text = query if isinstance(query, str) else statement_text(query)

@@ -115,6 +115,37 @@ def test_with_replay_running_most_read_your_writes_reads_hit_replicas(
     assert sum(served[name] for name in topology.replicas) >= 40
 
 
+def test_router_writes_read_their_position_only_when_a_read_your_writes_read_needs_it(
+    router: Router, topology: LocalTopology
+) -> None:
+    """The router's own (EVENTUAL) state saves the position round trip on each write; a
+    per-call read-your-writes read then reads the primary's position and is still right."""
+    config = static_config(
+        topology, consistency=EVENTUAL, ryw_wait_s=0.05, lag_probe_interval_s=0.1
+    )
+    del router  # only for its table: this test needs a router state of its own
+    with Router(config, registry=CollectorRegistry()) as own:
+        for name in topology.replicas:
+            replay_paused(topology, name, True)
+        for _ in range(3):
+            before = own.write_lsn
+            (written,) = own.query(WRITE, (4,))[0]
+            assert own.write_lsn == before  # no position read back after the write
+            value, address = own.query(READ, (4,), consistency=READ_YOUR_WRITES)[0]
+            assert value == written
+            assert server_of(topology, address) == topology.primary  # replicas are stale
+            assert own.write_lsn > before  # read for that read
+        for name in topology.replicas:
+            replay_paused(topology, name, False)
+        served: Counter[str] = Counter()
+        for _ in range(20):
+            (written,) = own.query(WRITE, (4,))[0]
+            value, address = own.query(READ, (4,), consistency=READ_YOUR_WRITES)[0]
+            assert value == written
+            served[server_of(topology, address)] += 1
+        assert sum(served[name] for name in topology.replicas) >= 10, served
+
+
 class Writer(threading.Thread):
     """Keeps the primary's WAL moving (a paused replica only falls behind if there is
     something to fall behind on)."""

@@ -330,3 +330,17 @@ def test_session_keeps_the_highest_commit_position() -> None:
     assert session.write_lsn == LSN_UNKNOWN
     session.note_write(700, 3.5)
     assert session.write_lsn == 700
+
+
+def test_positions_on_demand_stay_pending_until_a_read_covers_every_unread_write() -> None:
+    session = SessionState(EVENTUAL, positions_on_demand=True)
+    assert (session.write_lsn, session.positions_pending) == (0, False)
+    session.note_unread_write()
+    covers = session.unread_writes()  # a position read starts here...
+    session.note_unread_write()  # ...and another write commits while it runs
+    session.note_position_read(800, 1.0, covers)
+    assert (session.write_lsn, session.positions_pending) == (800, True)  # 2nd may be past
+    session.note_position_read(900, 2.0, session.unread_writes())
+    assert (session.write_lsn, session.positions_pending) == (900, False)
+    session.note_position_read(850, 3.0, session.unread_writes())  # an older read, later
+    assert session.write_lsn == 900
