@@ -98,6 +98,8 @@ def test_config_maps_carry_parameters_hba_and_pgbouncer_settings() -> None:
     assert "* = host=shop-ro.prod.svc port=5432" in ini
     assert "pool_mode = transaction" in ini
     assert "max_client_conn = 500" in ini
+    assert "server_round_robin = 1" in ini  # queries spread over the replicas' connections
+    assert "server_round_robin = 0" in configmaps.pgbouncer_ini(DB, "rw")
 
 
 def test_restart_hash_changes_only_for_restart_parameters() -> None:

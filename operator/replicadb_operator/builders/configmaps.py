@@ -67,6 +67,9 @@ def pgbouncer_ini(db: DatabaseSpec, pool: str) -> str:
         f"pool_mode = {pooler.pool_mode}",
         f"max_client_conn = {pooler.max_client_connections}",
         f"default_pool_size = {pooler.default_pool_size}",
+        # The read-only Service spreads server connections over the replicas; using them in
+        # turn spreads the queries too (the default reuses the most recently used first).
+        f"server_round_robin = {int(pool == 'ro')}",
         "ignore_startup_parameters = extra_float_digits,options",
         f"admin_users = {SUPERUSER}",
         f"stats_users = {SUPERUSER}",

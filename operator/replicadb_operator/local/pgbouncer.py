@@ -54,6 +54,9 @@ def pgbouncer_ini(
             f"pool_mode = {settings.pool_mode}",
             f"max_client_conn = {settings.max_client_conn}",
             f"default_pool_size = {settings.default_pool_size}",
+            # Several servers: use the server connections in turn. The default (the most
+            # recently used first) leaves a few connections, on a few servers, doing the work.
+            f"server_round_robin = {int(',' in server_hosts)}",
             "ignore_startup_parameters = extra_float_digits,options",
             f"logfile = {directory / 'pgbouncer.log'}",
             f"pidfile = {directory / 'pgbouncer.pid'}",
