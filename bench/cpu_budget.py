@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PERIOD_US = 100_000
+PERIOD_US = 10_000  # short: a group that spends its quota waits at most this long
 
 
 class CpuBudgetUnavailable(RuntimeError):
