@@ -14,6 +14,10 @@ from pathlib import Path
 from types import TracebackType
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Whatever else runs on the machine, the benchmark's processes come first (up to their
+# quotas), as if the cores were theirs.
+MAX_SHARES_V1 = 262_144
+MAX_WEIGHT_V2 = 10_000
 PERIOD_US = 10_000  # short: a group that spends its quota waits at most this long
 
 
@@ -65,7 +69,18 @@ class CpuBudget:
         self.parent.mkdir(exist_ok=True)
         if self.unified:
             (self.parent / "cgroup.subtree_control").write_text("+cpu")
+            (self.parent / "cpu.weight").write_text(str(MAX_WEIGHT_V2))
+        else:
+            (self.parent / "cpu.shares").write_text(str(MAX_SHARES_V1))
         return self
+
+    def unlimited(self, name: str) -> Path:
+        """A group without a quota (the clients): it only shares the parent's priority.
+        Returns the file a process writes its pid to, to join."""
+        group = self.parent / name
+        group.mkdir(exist_ok=True)
+        self.groups[name] = group
+        return group / "cgroup.procs"
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -27,11 +27,12 @@ import multiprocessing
 import os
 import platform
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from replicadb_operator.dataplane.datadir import postmaster_pid
 from replicadb_operator.local.os_user import server_user
@@ -54,6 +55,7 @@ SEED = 20261203
 class Deployment:
     topology: LocalTopology
     poolers: dict[int, LocalPgBouncer]  # read-only pooler by replica count
+    clients_group: str  # the clients' cgroup.procs
 
     def readers(self, count: int) -> tuple[str, ...]:
         return tuple(self.topology.dsn(name) for name in self.topology.replicas[:count])
@@ -82,7 +84,7 @@ def deployment(budget: CpuBudget, cores: float) -> Iterator[Deployment]:
             budget.limit(f"pooler-{count}", cores)
             pid = int((pooler.directory / "pgbouncer.pid").read_text())
             budget.add_tree(f"pooler-{count}", pid)
-        yield Deployment(topology, poolers)
+        yield Deployment(topology, poolers, str(budget.unlimited("clients")))
     finally:
         progress("removing the local processes")
         for pooler in poolers.values():
@@ -116,12 +118,12 @@ class Tally:
 
 def run_once(
     pool: ProcessPoolExecutor,
+    ready: Any,
     deployed: Deployment,
     variant: str,
     count: int,
     args: argparse.Namespace,
-) -> tuple[list[ClientResult], float]:
-    start_at = time.time() + args.setup_s + args.warmup_s
+) -> list[ClientResult]:
     jobs = [
         ClientJob(
             variant=variant,
@@ -130,27 +132,32 @@ def run_once(
             pooler_ro=deployed.poolers[count].dsn(),
             threads=args.threads,
             seed=SEED + 100 * process,
-            start_at=start_at,
+            ready=ready,
+            warmup_s=args.warmup_s,
             seconds=args.seconds,
+            join_group=deployed.clients_group,
         )
         for process in range(args.processes)
     ]
-    results = list(pool.map(run_job, jobs))
-    return results, args.seconds
+    return list(pool.map(run_job, jobs))
 
 
 def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tuple[str, int], Tally]:
     plan = [(v, n) for n in REPLICA_COUNTS for v in SCALED] + [("router_cache", 3)]
     tallies = {key: Tally() for key in plan}
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.processes, mp_context=spawn) as pool:
+    with (
+        spawn.Manager() as manager,
+        ProcessPoolExecutor(max_workers=args.processes, mp_context=spawn) as pool,
+    ):
+        ready = manager.Barrier(args.processes)
         for round_number in range(args.rounds):
             shift = round_number * 5 % len(plan)
             for variant, count in plan[shift:] + plan[:shift]:
-                results, seconds = run_once(pool, deployed, variant, count, args)
-                tallies[variant, count].add(results, seconds)
+                results = run_once(pool, ready, deployed, variant, count, args)
+                tallies[variant, count].add(results, args.seconds)
                 done = Tally()
-                done.add(results, seconds)
+                done.add(results, args.seconds)
                 progress(
                     f"round {round_number + 1}/{args.rounds} {variant:>12} {count} replicas: "
                     f"{done.read_qps:8.0f} reads/s, clients {done.client_cores:.2f} CPU, "
@@ -197,12 +204,11 @@ def scaling_report(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-per-instance", type=float, default=0.2)
+    parser.add_argument("--cpu-per-instance", type=float, default=0.1)
     parser.add_argument("--processes", type=int, default=4, help="client processes")
-    parser.add_argument("--threads", type=int, default=4, help="client threads per process")
+    parser.add_argument("--threads", type=int, default=8, help="client threads per process")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured window per run")
     parser.add_argument("--warmup-s", type=float, default=1.0)
-    parser.add_argument("--setup-s", type=float, default=1.5, help="time to open the pools")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cost-seconds", type=float, default=3.0)
     parser.add_argument("--cost-rounds", type=int, default=4)
@@ -221,13 +227,16 @@ def main() -> int:
         tallies = measure_scaling(deployed, args)
         report = scaling_report(tallies, args)
         progress("lifting the budgets for the router's own cost (8 threads, 8 tasks)")
-        for name in list(budget.groups):
+        for name in [n for n in budget.groups if n != "clients"]:
             budget.limit(name, float(os.cpu_count() or 1))
+        Path(deployed.clients_group).write_text(str(os.getpid()))  # this process is the client
         cost = measure_router_cost(
             endpoints.primary, endpoints.replicas, args.cost_seconds, args.cost_rounds
         )
         report.update(cost)
-        report["throttled_s"] = {name: round(budget.throttled_s(name), 1) for name in budget.groups}
+        report["throttled_s"] = {
+            name: round(budget.throttled_s(name), 1) for name in budget.groups if name != "clients"
+        }
     report["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     print(json.dumps(report, indent=2))
     BENCH_DIR.mkdir(exist_ok=True)

@@ -1,7 +1,9 @@
 """The client side of the scaling benchmark: one process of client threads per job.
 
 Application servers are separate processes (each with its own GIL), so the clients run in
-several processes that start their measured window at the same wall-clock instant. Each
+several processes, which open their connections (SCRAM handshakes take a while on servers
+held to a small CPU budget) and start sending, then wait for each other before the measured
+window, so that the windows overlap. Each
 reports what it completed inside the window and the CPU it used there, so the benchmark can
 show that the clients were not the bottleneck.
 """
@@ -9,11 +11,15 @@ show that the clients were not the bottleneck.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -25,6 +31,7 @@ from router_lib.router import Router
 
 MIX = Mix()
 VARIANTS = ("plain", "router", "pooler", "router_cache")
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,10 @@ class ClientJob:
     pooler_ro: str  # the read-only PgBouncer in front of the same replicas
     threads: int
     seed: int
-    start_at: float  # time.time() when the measured window opens
+    ready: Any  # a multiprocessing.Manager Barrier for the run's processes
+    warmup_s: float
     seconds: float
+    join_group: str | None = None  # cgroup.procs of the clients' group, if any
 
 
 @dataclass(frozen=True)
@@ -122,33 +131,43 @@ def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
 
 
 def run_job(job: ClientJob) -> ClientResult:
-    """Open the variant, run until the window closes, count what fell inside it."""
+    """Open the variant and start sending (warm-up); when every process of the run is ready
+    (``job.ready``, a barrier shared by them), measure a window of ``job.seconds`` after
+    ``job.warmup_s`` and count what fell inside it."""
     counts = [[0, 0, 0] for _ in range(job.threads)]  # reads, writes, errors per thread
-    window_end = job.start_at + job.seconds
+    window = [math.inf, math.inf]  # set once every process is ready
+    stop = threading.Event()
+    if job.join_group is not None:
+        Path(job.join_group).write_text(str(os.getpid()))
     with ExitStack() as stack:
         make = open_variant(stack, job)
 
         def worker(index: int) -> None:
             send, workload, mine = make(), MixedWorkload(MIX, job.seed + index), counts[index]
             now = time.time
-            while (started := now()) < window_end:
+            while not stop.is_set():
+                started = now()
                 operation = workload.next()
                 try:
                     send(operation)
                 except psycopg.Error:
-                    if started >= job.start_at:
+                    if window[0] <= started <= window[1]:
                         mine[2] += 1
                     continue
-                if started >= job.start_at and now() <= window_end:
+                if started >= window[0] and now() <= window[1]:
                     mine[0 if operation.is_read else 1] += 1
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(job.threads)]
         for thread in threads:
             thread.start()
-        time.sleep(max(0.0, job.start_at - time.time()))
+        job.ready.wait(READY_TIMEOUT_S)
+        window[1] = time.time() + job.warmup_s + job.seconds
+        window[0] = window[1] - job.seconds
+        time.sleep(job.warmup_s)
         cpu_started = time.process_time()
-        time.sleep(max(0.0, window_end - time.time()))
+        time.sleep(max(0.0, window[1] - time.time()))
         cpu_s = time.process_time() - cpu_started
+        stop.set()
         for thread in threads:
             thread.join()
     return ClientResult(
