@@ -47,6 +47,7 @@ def _sync_round(primary: str, replicas: tuple[str, ...], routed: bool, seconds: 
         if routed:
             router = Router(_config(primary, replicas))
             stack.callback(router.close)
+            router.wait()
 
             def make() -> Client:
                 def send(op: Operation) -> None:
@@ -107,6 +108,7 @@ async def _async_round(
             router = AsyncRouter(_config(primary, replicas))
             await router.open()
             stack.push_async_callback(router.close)
+            await router.wait()
 
             async def send(op: Operation) -> None:
                 if op.is_read:

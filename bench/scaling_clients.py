@@ -127,6 +127,7 @@ def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
         )
     )
     stack.callback(router.close)
+    router.wait()
     return _routed(router)
 
 

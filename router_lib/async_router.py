@@ -10,6 +10,7 @@ retired endpoints are closed on the loop.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from router_lib.async_execution import AsyncExecutor
@@ -104,6 +105,14 @@ class AsyncRouter(AsyncSession):
     @property
     def view(self) -> View:
         return self.core.table.view
+
+    async def wait(self, timeout_s: float = 30.0) -> None:
+        """Wait until the pool of every endpoint in use holds its minimum of connections
+        (like psycopg_pool's ``wait``). Raises psycopg_pool.PoolTimeout after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        for state in self.view.states:
+            pool = await self.pools.get(state)
+            await pool.wait(max(0.0, deadline - time.monotonic()))
 
     async def probe_now(self) -> None:
         if self._probe is not None:

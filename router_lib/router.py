@@ -10,6 +10,7 @@ expects), and statements that leave state on the database session are refused th
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from router_lib.cache import ResultCache
@@ -90,6 +91,14 @@ class Router(Session):
     def view(self) -> View:
         """The endpoints in use now (primary, replicas, and what is known about each)."""
         return self.core.table.view
+
+    def wait(self, timeout_s: float = 30.0) -> None:
+        """Block until the pool of every endpoint in use holds its minimum of connections
+        (like psycopg_pool's ``wait``): for start-up, so that the first requests do not pay
+        for the handshakes. Raises psycopg_pool.PoolTimeout after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        for state in self.view.states:
+            self.pools.get(state).wait(max(0.0, deadline - time.monotonic()))
 
     def probe_now(self) -> None:
         """Measure lag now instead of waiting for the next probe round."""

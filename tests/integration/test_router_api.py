@@ -138,3 +138,14 @@ def test_writes_through_pgbouncer(topology: LocalTopology, pgbouncer: LocalPgBou
         with router.transaction() as tx:
             tx.execute("INSERT INTO notes (body) VALUES ('pooled in a transaction')")
         assert router.query("SELECT count(*) FROM notes WHERE body LIKE 'pooled%%'", ()) == [(13,)]
+
+
+def test_wait_returns_with_every_pool_at_its_minimum(topology: LocalTopology) -> None:
+    config = static_config(topology, primary_pool_min=3, replica_pool_min=2)
+    with Router(config, registry=CollectorRegistry()) as router:
+        router.wait(30)
+        sizes = {
+            state.endpoint.role.value: router.pools.get(state).get_stats()["pool_size"]
+            for state in router.view.states
+        }
+        assert sizes == {"primary": 3, "replica": 2}

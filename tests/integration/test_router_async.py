@@ -131,3 +131,14 @@ async def test_async_in_flight_write_fails_clearly_when_the_primary_dies(
         await asyncio.to_thread(topology.kill, topology.primary)
         with pytest.raises(WriteOutcomeUnknown):
             await write
+
+
+async def test_async_wait_returns_with_every_pool_at_its_minimum(topology: LocalTopology) -> None:
+    config = static_config(topology, primary_pool_min=3, replica_pool_min=2)
+    async with AsyncRouter(config, registry=CollectorRegistry()) as router:
+        await router.wait(30)
+        sizes = [
+            (state.endpoint.role.value, (await router.pools.get(state)).get_stats()["pool_size"])
+            for state in router.view.states
+        ]
+        assert sorted(sizes) == [("primary", 3), ("replica", 2), ("replica", 2)]
