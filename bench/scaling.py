@@ -27,13 +27,15 @@ import multiprocessing
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from replicadb_operator.dataplane.datadir import postmaster_pid
 from replicadb_operator.local.os_user import server_user
 from replicadb_operator.local.pgbouncer import LocalPgBouncer
@@ -46,7 +48,8 @@ from bench.scaling_clients import ClientJob, ClientResult, run_job
 from bench.suite import Endpoints, prepare_schema
 
 REPLICA_COUNTS = (0, 1, 2, 3)
-SCALED = ("plain", "router", "pooler")
+SCALED: tuple[str, ...] = ("plain", "router", "pooler")
+T = TypeVar("T")
 RO_PORT_BASE = 6440
 SEED = 20261203
 
@@ -57,8 +60,53 @@ class Deployment:
     poolers: dict[int, LocalPgBouncer]  # read-only pooler by replica count
     clients_group: str  # the clients' cgroup.procs
 
+    budget: CpuBudget
+    cores: float
+
     def readers(self, count: int) -> tuple[str, ...]:
         return tuple(self.topology.dsn(name) for name in self.topology.replicas[:count])
+
+    def run_replicas(self, count: int) -> None:
+        """Exactly the first ``count`` replicas running and caught up: the primary "alone"
+        has no WAL senders to feed, as it would without replicas."""
+        topology = self.topology
+        wanted = topology.replicas[:count]
+        for name in topology.replicas:
+            running = postmaster_pid(topology.instances[name].datadir) is not None
+            if running and name not in wanted:
+                topology.stop_instance(name)
+            elif not running and name in wanted:
+                topology.start_instance(name)
+                self.limit(name)
+        wait_caught_up(topology, wanted)
+
+    def limit(self, name: str) -> None:
+        pid = postmaster_pid(self.topology.instances[name].datadir)
+        assert pid is not None, f"{name} is not running"
+        self.budget.limit(name, self.cores)
+        self.budget.add_tree(name, pid)
+
+
+def wait_caught_up(topology: LocalTopology, names: list[str], timeout_s: float = 60.0) -> None:
+    """Until each replica in ``names`` has replayed what the primary has written now."""
+    with psycopg.connect(topology.dsn(topology.primary), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        while True:
+            try:
+                with psycopg.connect(topology.dsn(name), autocommit=True) as conn:
+                    done = conn.execute(
+                        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)
+                    ).fetchone()
+                if done == (True,):
+                    break
+            except psycopg.OperationalError:  # still starting
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not catch up within {timeout_s:.0f} s")
+            time.sleep(0.1)
 
 
 @contextmanager
@@ -75,16 +123,14 @@ def deployment(budget: CpuBudget, cores: float) -> Iterator[Deployment]:
             )
             pooler.start()
             poolers[count] = pooler
-        for name, inst in topology.instances.items():
-            pid = postmaster_pid(inst.datadir)
-            assert pid is not None, f"{name} is not running"
-            budget.limit(name, cores)
-            budget.add_tree(name, pid)
+        deployed = Deployment(topology, poolers, str(budget.unlimited("clients")), budget, cores)
+        for name in topology.instances:
+            deployed.limit(name)
         for count, pooler in poolers.items():
             budget.limit(f"pooler-{count}", cores)
             pid = int((pooler.directory / "pgbouncer.pid").read_text())
             budget.add_tree(f"pooler-{count}", pid)
-        yield Deployment(topology, poolers, str(budget.unlimited("clients")))
+        yield deployed
     finally:
         progress("removing the local processes")
         for pooler in poolers.values():
@@ -135,6 +181,7 @@ def run_once(
             ready=ready,
             warmup_s=args.warmup_s,
             seconds=args.seconds,
+            primary_read_weight=args.primary_read_weight,
             join_group=deployed.clients_group,
         )
         for process in range(args.processes)
@@ -143,27 +190,49 @@ def run_once(
 
 
 def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tuple[str, int], Tally]:
-    plan = [(v, n) for n in REPLICA_COUNTS for v in SCALED] + [("router_cache", 3)]
-    tallies = {key: Tally() for key in plan}
+    """Rounds over the replica counts (rotating), each count running every variant
+    (rotating); a run's line shows which servers spent the run waiting for their budget."""
+    tallies = {(v, n): Tally() for n in REPLICA_COUNTS for v in SCALED}
+    tallies["router_cache", 3] = Tally()
     spawn = multiprocessing.get_context("spawn")
     with (
         spawn.Manager() as manager,
         ProcessPoolExecutor(max_workers=args.processes, mp_context=spawn) as pool,
     ):
         ready = manager.Barrier(args.processes)
-        for round_number in range(args.rounds):
-            shift = round_number * 5 % len(plan)
-            for variant, count in plan[shift:] + plan[:shift]:
-                results = run_once(pool, ready, deployed, variant, count, args)
-                tallies[variant, count].add(results, args.seconds)
-                done = Tally()
-                done.add(results, args.seconds)
-                progress(
-                    f"round {round_number + 1}/{args.rounds} {variant:>12} {count} replicas: "
-                    f"{done.read_qps:8.0f} reads/s, clients {done.client_cores:.2f} CPU, "
-                    f"{done.errors} errors"
-                )
+        for number in range(args.rounds):
+            for count in _rotated(REPLICA_COUNTS, number):
+                deployed.run_replicas(count)
+                variants = _rotated(SCALED + (("router_cache",) if count == 3 else ()), number)
+                for variant in variants:
+                    throttled = _throttled(deployed.budget)
+                    results = run_once(pool, ready, deployed, variant, count, args)
+                    tallies[variant, count].add(results, args.seconds)
+                    busy = _busy(deployed.budget, throttled, args.seconds + args.warmup_s)
+                    done = Tally()
+                    done.add(results, args.seconds)
+                    progress(
+                        f"round {number + 1}/{args.rounds} {variant:>12} {count} replicas: "
+                        f"{done.read_qps:6.0f} reads/s, clients {done.client_cores:.2f} CPU, "
+                        f"{done.errors} errors; throttled {busy}"
+                    )
     return tallies
+
+
+def _rotated(items: tuple[T, ...], by: int) -> tuple[T, ...]:
+    shift = by % len(items)
+    return items[shift:] + items[:shift]
+
+
+def _throttled(budget: CpuBudget) -> dict[str, float]:
+    return {name: budget.throttled_s(name) for name in budget.groups if name != "clients"}
+
+
+def _busy(budget: CpuBudget, before: dict[str, float], seconds: float) -> str:
+    """The groups that waited for their budget during the run, with the share of it."""
+    after = _throttled(budget)
+    shares = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    return " ".join(f"{n} {v:.0%}" for n, v in shares.items() if v >= 0.05) or "none"
 
 
 def scaling_report(
@@ -179,6 +248,7 @@ def scaling_report(
     client_cores = max(t.client_cores for t in tallies.values())
     return {
         "cpu_per_instance": args.cpu_per_instance,
+        "primary_read_weight": args.primary_read_weight,
         "read_qps": plain,
         "scaling_ratio_3": ratio(plain),
         "router_read_qps": router,
@@ -210,6 +280,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="measured window per run")
     parser.add_argument("--warmup-s", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--primary-read-weight",
+        type=float,
+        default=0.25,
+        help="the primary's share of reads against 1.0 per replica (plain and router)",
+    )
     parser.add_argument("--cost-seconds", type=float, default=3.0)
     parser.add_argument("--cost-rounds", type=int, default=4)
     args = parser.parse_args()
@@ -227,6 +303,7 @@ def main() -> int:
         tallies = measure_scaling(deployed, args)
         report = scaling_report(tallies, args)
         progress("lifting the budgets for the router's own cost (8 threads, 8 tasks)")
+        deployed.run_replicas(3)
         for name in [n for n in budget.groups if n != "clients"]:
             budget.limit(name, float(os.cpu_count() or 1))
         Path(deployed.clients_group).write_text(str(os.getpid()))  # this process is the client

@@ -28,6 +28,7 @@ from bench.workload import Mix, MixedWorkload, Operation
 from router_lib.config import CacheConfig, RouterConfig
 from router_lib.consistency import EVENTUAL
 from router_lib.router import Router
+from router_lib.routing import primary_takes
 
 MIX = Mix()
 VARIANTS = ("plain", "router", "pooler", "router_cache")
@@ -45,6 +46,7 @@ class ClientJob:
     ready: Any  # a multiprocessing.Manager Barrier for the run's processes
     warmup_s: float
     seconds: float
+    primary_read_weight: float = 0.0  # the primary's share of reads, against 1.0 a replica
     join_group: str | None = None  # cgroup.procs of the clients' group, if any
 
 
@@ -69,13 +71,23 @@ def _pool(stack: ExitStack, dsn: str, size: int, prepare: bool = True) -> Connec
     return pool
 
 
-def _pooled(reads: list[ConnectionPool], writes: ConnectionPool) -> Callable[[], Send]:
+def _pooled(
+    reads: list[ConnectionPool], writes: ConnectionPool, primary_weight: float = 0.0
+) -> Callable[[], Send]:
+    """Reads round-robin over ``reads``, and to the primary for its share (the router's
+    rule, so that both place reads alike)."""
     turns = itertools.count()
 
     def make() -> Send:
         def send(operation: Operation) -> None:
             if operation.is_read:
-                with reads[next(turns) % len(reads)].connection() as conn:
+                turn = next(turns)
+                pool = (
+                    writes
+                    if primary_takes(turn, len(reads), primary_weight)
+                    else reads[turn % len(reads)]
+                )
+                with pool.connection() as conn:
                     conn.execute(operation.sql, operation.params).fetchall()
             else:
                 with writes.connection() as conn:
@@ -103,8 +115,10 @@ def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
     size = job.threads
     if job.variant == "plain":
         writes = _pool(stack, job.primary, size)
-        reads = [_pool(stack, dsn, size) for dsn in job.replicas] or [writes]
-        return _pooled(reads, writes)
+        if not job.replicas:
+            return _pooled([writes], writes)
+        reads = [_pool(stack, dsn, size) for dsn in job.replicas]
+        return _pooled(reads, writes, job.primary_read_weight)
     if job.variant == "pooler":
         return _pooled([_pool(stack, job.pooler_ro, size, prepare=False)], _pool(
             stack, job.primary, size
@@ -119,6 +133,7 @@ def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
             primary_dsn=job.primary,
             replica_dsns=job.replicas,
             consistency=EVENTUAL,
+            primary_read_weight=job.primary_read_weight,
             primary_pool_min=size,
             primary_pool_max=size,
             replica_pool_min=size,

@@ -75,6 +75,10 @@ class RouterConfig:
     ryw_poll_s: float = 0.002  # longest pause between replay checks (they start at 0.1 ms)
     balancing: Strategy = Strategy.ROUND_ROBIN
     zone: str | None = None
+    # The primary's share of the reads replicas could serve, as a weight against 1.0 per
+    # eligible replica (0: replicas only). With a write-light load the primary has CPU to
+    # spare; 1.0 spreads reads evenly over every instance.
+    primary_read_weight: float = 0.0
     write_functions: frozenset[str] = frozenset()
     lag_probe_interval_s: float = 0.5  # 0: no probe (status figures only)
     eject_base_s: float = 1.0
@@ -100,7 +104,12 @@ class RouterConfig:
         for name in ("pool_timeout_s", "ryw_poll_s", "eject_base_s"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
-        for name in ("ryw_wait_s", "lag_probe_interval_s", "failover_wait_s"):
+        for name in (
+            "ryw_wait_s",
+            "lag_probe_interval_s",
+            "failover_wait_s",
+            "primary_read_weight",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} cannot be negative")
 
@@ -217,6 +226,7 @@ def _from_env(environ: Mapping[str, str]) -> RouterConfig:
         ryw_wait_s=env.integer("RYW_WAIT_MS", 100) / 1000,
         balancing=env.parsed("BALANCING", Strategy, Strategy.ROUND_ROBIN),
         zone=env.text("ZONE"),
+        primary_read_weight=env.number("PRIMARY_READ_WEIGHT", 0.0),
         write_functions=frozenset(env.items("WRITE_FUNCTIONS")),
         lag_probe_interval_s=env.number("LAG_PROBE_INTERVAL", 0.5),
         eject_base_s=env.number("EJECT_BASE", 1.0),

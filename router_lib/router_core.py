@@ -45,7 +45,7 @@ class RouterCore:
         self.config = config
         self.classifier = Classifier(config.write_functions, config.classification_cache_size)
         self.table = RoutingTable(
-            ReadPolicy(config.balancing, config.zone),
+            ReadPolicy(config.balancing, config.zone, config.primary_read_weight),
             config.eject_base_s,
             config.eject_max_s,
             probe_enabled=config.lag_probe_interval_s > 0,

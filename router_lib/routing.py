@@ -40,6 +40,18 @@ READ_ONLY_TRANSACTION = "read_only_transaction"
 class ReadPolicy:
     strategy: Strategy = Strategy.ROUND_ROBIN
     zone: str | None = None
+    primary_weight: float = 0.0  # against 1.0 per eligible replica
+
+
+# Spreads the primary's share evenly over the ticks (a low-discrepancy sequence): over any
+# run of reads its count stays within one of the share, with no state beyond the tick.
+GOLDEN = 0.6180339887498949
+
+
+def primary_takes(tick: int, replicas: int, weight: float) -> bool:
+    """Does read number ``tick`` go to the primary, which has ``weight`` against 1.0 for
+    each of the ``replicas`` eligible ones?"""
+    return weight > 0 and (tick * GOLDEN) % 1.0 < weight / (replicas + weight)
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build, and this is per read
@@ -122,6 +134,15 @@ def choose_read(
     if not usable:
         reason = FALLBACK_REPLICA_ERROR if _excluded_any(replicas, exclude) else FALLBACK_NO_REPLICA
         return _primary(primary, reason, True, exclude)
+    if policy.primary_weight and primary_takes(tick, len(usable), policy.primary_weight):
+        # The primary has every commit: fresh enough for any level, nothing to wait for.
+        if primary is not None and primary not in exclude and not primary.retired:
+            shared: ReadChoice | None = primary.plain_choices.get(consistency.name)
+            if shared is None:
+                shared = primary.plain_choices[consistency.name] = ReadChoice(
+                    primary, consistency.name
+                )
+            return shared
     if policy.strategy is Strategy.ROUND_ROBIN:
         state = usable[tick % len(usable)]
     else:

@@ -344,3 +344,36 @@ def test_positions_on_demand_stay_pending_until_a_read_covers_every_unread_write
     assert (session.write_lsn, session.positions_pending) == (900, False)
     session.note_position_read(850, 3.0, session.unread_writes())  # an older read, later
     assert session.write_lsn == 900
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+def test_primary_read_weight_gives_the_primary_its_share_and_nothing_to_wait_for(
+    primary: EndpointState, replicas: list[EndpointState], weight: float
+) -> None:
+    replicas[0].note_replay(100, 999.0)
+    replicas[1].note_replay(100, 999.0)
+    policy = ReadPolicy(primary_weight=weight)
+    served = {"pg-0": 0, "pg-1": 0, "pg-2": 0}
+    for tick in range(1000):
+        choice = choose(primary, replicas, READ_YOUR_WRITES, 100, policy=policy, tick=tick)
+        assert choice is not None
+        served[choice.state.endpoint.name] += 1
+        if choice.state is primary:
+            assert (choice.fallback, choice.required_lsn, choice.reason) == (
+                False,
+                0,
+                "read_your_writes",
+            )
+    expected = 1000 * weight / (2 + weight)
+    assert abs(served["pg-0"] - expected) <= 2
+    assert abs(served["pg-1"] - served["pg-2"]) <= 2
+
+
+def test_primary_read_weight_never_picks_an_excluded_primary(
+    primary: EndpointState, replicas: list[EndpointState]
+) -> None:
+    policy = ReadPolicy(primary_weight=5.0)
+    for tick in range(50):
+        choice = choose(primary, replicas, EVENTUAL, policy=policy, tick=tick, exclude=(primary,))
+        assert choice is not None
+        assert choice.state is not primary
