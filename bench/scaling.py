@@ -205,10 +205,10 @@ def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tupl
                 deployed.run_replicas(count)
                 variants = _rotated(SCALED + (("router_cache",) if count == 3 else ()), number)
                 for variant in variants:
-                    throttled = _throttled(deployed.budget)
+                    throttled, started = _throttled(deployed.budget), time.monotonic()
                     results = run_once(pool, ready, deployed, variant, count, args)
                     tallies[variant, count].add(results, args.seconds)
-                    busy = _busy(deployed.budget, throttled, args.seconds + args.warmup_s)
+                    busy = _busy(deployed.budget, throttled, time.monotonic() - started)
                     done = Tally()
                     done.add(results, args.seconds)
                     progress(
@@ -229,9 +229,11 @@ def _throttled(budget: CpuBudget) -> dict[str, float]:
 
 
 def _busy(budget: CpuBudget, before: dict[str, float], seconds: float) -> str:
-    """The groups that waited for their budget during the run, with the share of it."""
+    """The groups that waited for their budget during the run (set-up included), with the
+    share of it (throttled time is counted per CPU: divided by the number of CPUs)."""
     after = _throttled(budget)
-    shares = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    per_cpu = seconds * (os.cpu_count() or 1)
+    shares = {name: (after[name] - before.get(name, 0.0)) / per_cpu for name in after}
     return " ".join(f"{n} {v:.0%}" for n, v in shares.items() if v >= 0.05) or "none"
 
 
@@ -283,7 +285,7 @@ def main() -> int:
     parser.add_argument(
         "--primary-read-weight",
         type=float,
-        default=0.25,
+        default=0.1,
         help="the primary's share of reads against 1.0 per replica (plain and router)",
     )
     parser.add_argument("--cost-seconds", type=float, default=3.0)
