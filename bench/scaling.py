@@ -285,7 +285,7 @@ def main() -> int:
     parser.add_argument(
         "--primary-read-weight",
         type=float,
-        default=0.1,
+        default=0.25,
         help="the primary's share of reads against 1.0 per replica (plain and router)",
     )
     parser.add_argument("--cost-seconds", type=float, default=3.0)
