@@ -50,7 +50,7 @@ from bench.suite import Endpoints, prepare_schema
 REPLICA_COUNTS = (0, 1, 2, 3)
 SCALED: tuple[str, ...] = ("plain", "router", "pooler")
 T = TypeVar("T")
-RO_PORT_BASE = 6440
+RO_PORT_BASE = 6460  # clear of 6443, the local cluster's API server
 SEED = 20261203
 
 
