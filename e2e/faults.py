@@ -3,7 +3,10 @@
 - ``pod_delete``: the pod is deleted with grace period 0 (a node or kubelet losing it);
 - ``process_kill``: only the postgres process is killed (SIGKILL from the node);
 - ``network_cut``: the pod's network namespace drops everything on its interface (iptables
-  inside that namespace), while postgres keeps running.
+  inside that namespace), while postgres keeps running;
+- ``network_cut_operator_kill``: that, and at the same moment the acting operator's process
+  is killed (SIGKILL): a node that dies with the primary and the operator on it. The
+  operator that takes over has never seen the primary alive (issue 12).
 
 Process kill and network cut work from the node itself (the local cluster, where tests run
 as root on the node); on kind they would go through ``docker exec`` into the node container.
@@ -11,13 +14,16 @@ as root on the node); on kind they would go through ``docker exec`` into the nod
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
 from kubernetes import client
 
 FAULT_KINDS = ("pod_delete", "process_kill", "network_cut")
+OPERATOR_AND_PRIMARY = "network_cut_operator_kill"
 
 
 def container_id(core: client.CoreV1Api, namespace: str, pod: str) -> str:
@@ -80,6 +86,18 @@ def cut_network(core: client.CoreV1Api, namespace: str, pod: str) -> None:
         )
 
 
+def kill_acting_operator(core: client.CoreV1Api) -> str:
+    """SIGKILL every process of the acting operator's container; returns the pod's name.
+    Its container restarts in place (the Deployment keeps the pod), as after an OOM kill."""
+    from e2e import operator_support as ops
+
+    pod = ops.acting_operator(core.api_client)
+    for pid in container_pids(container_id(core, ops.SYSTEM, pod)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pod
+
+
 def inject(core: client.CoreV1Api, namespace: str, pod: str, kind: str) -> None:
     if kind == "pod_delete":
         core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
@@ -87,5 +105,8 @@ def inject(core: client.CoreV1Api, namespace: str, pod: str, kind: str) -> None:
         kill_postgres(core, namespace, pod)
     elif kind == "network_cut":
         cut_network(core, namespace, pod)
+    elif kind == OPERATOR_AND_PRIMARY:
+        cut_network(core, namespace, pod)
+        kill_acting_operator(core)
     else:
         raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")

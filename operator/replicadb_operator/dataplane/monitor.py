@@ -61,7 +61,27 @@ class TopologyMonitor:
         self._primary_timeline: int | None = None
         self._timelines: dict[str, int] = {}
         self._sync_states: dict[str, str] = {}
+        # False until this monitor itself saw the primary accept writes: what it knows of the
+        # primary's position and standbys then comes from status (see ``seed``).
+        self.primary_seen_alive = False
         self._add_probers(dsns)
+
+    def seed(
+        self,
+        last_primary_lsn: Lsn | None,
+        primary_timeline: int | None,
+        sync_states: Mapping[str, str],
+        timelines: Mapping[str, int],
+    ) -> None:
+        """Start from what an earlier monitor recorded in status, so that a monitor started
+        while the primary is already gone can still judge the replicas; its own probes
+        override all of it as soon as the primary answers."""
+        if self.primary_seen_alive:
+            return
+        self._last_primary_lsn = last_primary_lsn
+        self._primary_timeline = primary_timeline
+        self._sync_states = dict(sync_states)
+        self._timelines.update(timelines)
 
     def _add_probers(self, dsns: Mapping[str, str]) -> None:
         for name, dsn in dsns.items():
@@ -85,9 +105,11 @@ class TopologyMonitor:
         self._failures = 0
         self._last_primary_lsn = None
         self._sync_states.clear()
+        self.primary_seen_alive = False
 
     def _remember_primary(self, probe: ProbeResult) -> None:
         if probe.is_primary and probe.current_lsn is not None:
+            self.primary_seen_alive = True
             self._failures = 0
             self._last_primary_lsn = probe.current_lsn
             self._primary_timeline = probe.timeline
