@@ -56,6 +56,43 @@ def test_an_operator_that_starts_with_the_primary_gone_fails_over_on_recorded_po
     assert "DecidedOnRecordedPositions" in reasons
 
 
+def test_a_primary_cut_off_while_its_pod_looks_ready_is_failed_over_on_recorded_positions(
+    kube_topology: KubeTopology,
+) -> None:
+    """As on the cluster, where a primary cut off the network stays Ready until the kubelet's
+    probes fail: the new operator writes status meanwhile, and status must keep what the
+    primary last said (sync states, position), or the failover is refused ("not a
+    synchronous standby"). And an old primary that cannot be stopped from inside is not
+    taken as fenced: its pod is deleted, so that it comes back as a replica."""
+    cluster = kube_topology
+    first = cluster.start_operator()
+    cluster.wait_healthy()
+    wait_for(lambda: recorded_sync_states(cluster), 20, "sync states recorded in status")
+    old_uid = cluster.core.read_namespaced_pod(PRIMARY, cluster.namespace).metadata.uid
+    first.kill()
+    cluster.topology.kill("pg-0")  # unreachable; Kubernetes does not know yet
+    cluster.start_operator()
+
+    def primary_entry() -> dict[str, object]:
+        entries = cluster.status().get("instances") or []
+        return next((i for i in entries if i.get("name") == PRIMARY), {})
+
+    wait_for(lambda: primary_entry().get("state") == "down", 20, "status written, primary down")
+    assert recorded_sync_states(cluster)
+    assert primary_entry().get("currentLsn")
+    cluster.set_pod(PRIMARY, ready=False)  # the kubelet's readiness probe fails at last
+    status = wait_for(
+        lambda: (s := cluster.status()).get("primary") not in (None, PRIMARY) and s,
+        40,
+        "a failover by an operator that never saw the primary alive",
+    )
+    assert status["lastFailover"]["basis"] == "recorded"
+    assert writable(cluster.dsn(status["primary"]))
+    pods = {p.metadata.name: p.metadata.uid for p in cluster.core.list_namespaced_pod(
+        cluster.namespace).items}  # fmt: skip
+    assert pods.get(PRIMARY) != old_uid, "the old primary's pod was not replaced"
+
+
 def test_resume_stops_an_old_primary_labelled_fenced_but_still_running(
     kube_topology: KubeTopology,
 ) -> None:

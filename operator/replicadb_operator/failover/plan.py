@@ -110,7 +110,9 @@ async def catch_up(ctx: PlanContext, record: FailoverRecord) -> Status:
 async def fence(ctx: PlanContext, record: FailoverRecord) -> Status:
     """Stop the old primary and confirm that it accepts no writes at any address it may
     answer at; never take a label, or a deletion, as proof. A switchover shuts it down
-    cleanly; a failover stops it at once, then deletes its pod if it could not."""
+    cleanly; a failover stops it at once, and deletes its pod when it could not: silence is
+    no proof either (a primary cut off the network answers nobody and keeps running; its pod
+    must be replaced for it to come back as a replica)."""
     await _label(ctx, record.old, names.ROLE_FENCED)
     old = _old_dsns(ctx, record)
     mode = "fast" if record.kind is Kind.SWITCHOVER else "immediate"
@@ -120,11 +122,17 @@ async def fence(ctx: PlanContext, record: FailoverRecord) -> Status:
         # the cluster when the operator died between stopping the old primary and repointing.
         await steps.detach_replicas({n: d for n, d in ctx.dsns.items() if n not in
                                      (record.old, record.target)})  # fmt: skip
-    await asyncio.gather(*(steps.stop_postgres(dsn, mode) for dsn in old))
+    stopped = await asyncio.gather(*(steps.stop_postgres(dsn, mode) for dsn in old))
+    pod = ctx.pod_map.get(record.old)
+    pod_dsn = ctx.dsns.get(record.old)
+    stopped_in_pod = pod_dsn is not None and stopped[old.index(pod_dsn)]
+    if pod is not None and not pod.deleting and not stopped_in_pod:
+        log.info("%s: %s could not be stopped from inside: deleting its pod", ctx.db.name,
+                 record.old)  # fmt: skip
+        await _delete_pod(ctx, record.old)
     if not await steps.wait_no_writes(old, FENCE_CONFIRM_S):
-        pod = ctx.pod_map.get(record.old)
-        if pod is not None and not pod.deleting:
-            await asyncio.to_thread(kube_status.delete_pod, ctx.db.namespace, record.old, 0)
+        if pod is not None and not pod.deleting and stopped_in_pod:
+            await _delete_pod(ctx, record.old)
         await asyncio.gather(*(steps.stop_postgres(dsn, "immediate") for dsn in old))
         if not await steps.wait_no_writes(old, FENCE_CONFIRM_S):
             await ctx.event("Warning", "FenceNotConfirmed", f"{record.old} still accepts writes")
@@ -132,6 +140,12 @@ async def fence(ctx: PlanContext, record: FailoverRecord) -> Status:
     if record.kind is Kind.FAILOVER:
         return await _choose_again(ctx, record)
     return await _done(ctx, record, Step.FENCE)
+
+
+async def _delete_pod(ctx: PlanContext, pod: str) -> None:
+    """Grace 0: the pod object goes at once and its StatefulSet makes a new one, whose
+    entrypoint rewinds the data and follows the target; the old container is killed."""
+    await asyncio.to_thread(kube_status.delete_pod, ctx.db.namespace, pod, 0)
 
 
 async def _choose_again(ctx: PlanContext, record: FailoverRecord) -> Status:

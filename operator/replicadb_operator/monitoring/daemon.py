@@ -342,10 +342,15 @@ class DatabaseDaemon:
         pod_map: dict[str, pods.InstancePod],
     ) -> None:
         primary_probe = snapshot.probes.get(snapshot.primary)
-        sync_states = {
-            p.application_name: p.sync_state
-            for p in (primary_probe.replication if primary_probe else ())
-        }
+        primary_answers = primary_probe is not None and primary_probe.is_primary
+        # While the primary does not answer, status keeps what it last said (sync states, its
+        # position): a status written without them left the next operator nothing to decide
+        # on, and it refused every standby as "not a synchronous standby" (issue 12).
+        sync_states = (
+            {p.application_name: p.sync_state for p in primary_probe.replication}
+            if primary_probe is not None and primary_answers
+            else snapshot.sync_states
+        )
         instances = []
         for name in sorted(set(pod_map) | set(snapshot.probes)):
             pod = pod_map.get(name)
@@ -358,6 +363,7 @@ class DatabaseDaemon:
                     snapshot.lags.get(name),
                     zone,
                     sync_states.get(name),
+                    snapshot.last_primary_lsn if name == snapshot.primary else None,
                 )
             )
         new = status_model.summary(
