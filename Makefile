@@ -53,10 +53,15 @@ integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis p
 
 .PHONY: test
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
+	$(MAKE) --no-print-directory cluster-build  # kube-apiserver for tests/apiserver (cached)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) orm-suites-reduced
 	$(MAKE) e2e-ci
 	$(MAKE) e2e-kind
+
+.PHONY: apiserver-tests
+apiserver-tests: deps cluster-build ## operator against a real kube-apiserver + etcd and real PostgreSQL (no kubelet)
+	$(PY) -m pytest tests/apiserver $(PYTEST_ARGS)
 
 .PHONY: demo
 demo: deps ## the main job: local cluster (or $$KUBECONFIG), images, operator, sample database, workload, live lag
@@ -96,6 +101,15 @@ include e2e/cluster.mk
 bench-failover: deps ## 5 failovers per fault kind on the local cluster -> .bench/failover.json
 	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.failover; \
 	else e2e/cluster/e2e-ci.sh $(PY) -m bench.failover; fi
+
+.PHONY: bench-operator-crash
+bench-operator-crash: deps cluster-build ## operator killed after every failover/switchover step (apiserver layer) -> .bench/operator_crash.json
+	$(PY) -m bench.operator_crash
+
+.PHONY: bench-operator-crash-cluster
+bench-operator-crash-cluster: deps ## primary cut + acting operator killed, 3 runs on the local cluster -> operator_and_primary_rto_s
+	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.operator_crash --cluster; \
+	else e2e/cluster/e2e-ci.sh $(PY) -m bench.operator_crash --cluster; fi
 
 .PHONY: crds
 crds: $(VENV)/.installed ## regenerate crds/ from the schema in operator/replicadb_operator/crd.py

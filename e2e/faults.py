@@ -7,7 +7,11 @@ Kubernetes API only, so that they work the same on every cluster:
   the kernel does not let its own namespace SIGKILL) an immediate-shutdown SIGQUIT; the
   container exits and the kubelet restarts it, with crash recovery;
 - ``network_cut``: an ephemeral container with NET_ADMIN in the pod takes the pod's eth0
-  down, while postgres keeps running (nothing reaches it and it reaches nothing).
+  down, while postgres keeps running (nothing reaches it and it reaches nothing);
+- ``network_cut_operator_kill``: that, and at the same moment the acting operator's pod is
+  deleted without grace (its node died with the primary's). The operator that takes over
+  has never seen the primary alive (issue 12). The kopf process is its container's PID 1,
+  which no signal from inside the pod can kill, so the API's pod deletion stands in for it.
 
 Node-level faults (a node stopped, paused or cut off) go through the cluster's provider:
 see e2e/nodes.py.
@@ -23,6 +27,7 @@ from kubernetes import client
 from e2e import kube
 
 FAULT_KINDS = ("pod_delete", "process_kill", "network_cut")
+OPERATOR_AND_PRIMARY = "network_cut_operator_kill"
 
 # SIGKILL to everything but PID 1 and this shell, then SIGQUIT to the postmaster.
 KILL_POSTGRES = "kill -s KILL -1; kill -s QUIT 1"
@@ -80,6 +85,15 @@ def cut_network(core: client.CoreV1Api, namespace: str, pod: str) -> None:
     kube.wait_for(finished, 60, f"network of {pod} cut", interval=0.2)
 
 
+def kill_acting_operator(core: client.CoreV1Api) -> str:
+    """Delete the acting operator's pod with grace period 0; returns its name."""
+    from e2e import operator_support as ops
+
+    pod = ops.acting_operator(core.api_client)
+    core.delete_namespaced_pod(pod, ops.SYSTEM, grace_period_seconds=0)
+    return pod
+
+
 def inject(core: client.CoreV1Api, namespace: str, pod: str, kind: str) -> None:
     if kind == "pod_delete":
         core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
@@ -87,5 +101,8 @@ def inject(core: client.CoreV1Api, namespace: str, pod: str, kind: str) -> None:
         kill_postgres(core, namespace, pod)
     elif kind == "network_cut":
         cut_network(core, namespace, pod)
+    elif kind == OPERATOR_AND_PRIMARY:
+        cut_network(core, namespace, pod)
+        kill_acting_operator(core)
     else:
         raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")

@@ -24,6 +24,9 @@ from e2e import kube
 
 ROOT = Path(__file__).parents[1]
 MANIFESTS = ROOT / "manifests"
+SYSTEM = "replicadb-system"
+SELECTOR = "app.kubernetes.io/name=replicadb-operator"
+PEERING = "replicadb"
 OPERATOR_IMAGE = os.environ.get("REPLICADB_OPERATOR_IMAGE", "localhost/replicadb/operator:dev")
 KUBECTL_CANDIDATES = ("kubectl", "/var/cache/replicadb/bin/kubectl")
 
@@ -114,6 +117,36 @@ def remove_operator(api: client.ApiClient) -> None:
         if exc.status != 404:
             raise
     kube.wait_for(lambda: kube.namespace_gone(core, "replicadb-system"), 120, "operator removed")
+
+
+def operator_pods(api: client.ApiClient) -> list[str]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(SYSTEM, label_selector=SELECTOR).items
+    return sorted(
+        p.metadata.name
+        for p in pods
+        if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
+    )
+
+
+def live_peers(api: client.ApiClient) -> dict[str, int]:
+    """Peer identity (the pod name, from POD_ID) -> priority, for peers that are alive."""
+    body: dict[str, Any] = custom(api).get_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", PEERING
+    )
+    pods = set(operator_pods(api))
+    return {
+        identity: int(info["priority"])
+        for identity, info in (body.get("status") or {}).items()
+        if info and identity in pods
+    }
+
+
+def acting_operator(api: client.ApiClient) -> str:
+    """The operator pod that acts: Kopf peering lets the highest priority alone act."""
+    peers = live_peers(api)
+    if not peers:
+        raise RuntimeError("no live operator peer")
+    return max(peers, key=lambda pod: peers[pod])
 
 
 def custom(api: client.ApiClient) -> client.CustomObjectsApi:

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from replicadb_operator import crd
-from replicadb_operator.monitoring import failover_steps
+from replicadb_operator.failover.record import FailoverRecord, Kind
+from replicadb_operator.monitoring.status_model import now_iso
 
 from e2e import incluster, kube
 from e2e import operator_support as ops
 
 pytestmark = pytest.mark.e2e
 
-SYSTEM = "replicadb-system"
-SELECTOR = "app.kubernetes.io/name=replicadb-operator"
-PEERING = "replicadb"
+SYSTEM = ops.SYSTEM
+operator_pods, live_peers = ops.operator_pods, ops.live_peers
 NAME = "ha"
 SPEC = {"replicas": 1, "pgbouncer": {"enabled": False}}
 
@@ -35,28 +34,6 @@ def operator(api_client: client.ApiClient) -> Iterator[None]:
     ops.deploy_operator(api_client)
     yield
     ops.remove_operator(api_client)
-
-
-def operator_pods(api: client.ApiClient) -> list[str]:
-    pods = client.CoreV1Api(api).list_namespaced_pod(SYSTEM, label_selector=SELECTOR).items
-    return sorted(
-        p.metadata.name
-        for p in pods
-        if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
-    )
-
-
-def live_peers(api: client.ApiClient) -> dict[str, int]:
-    """Peer identity (the pod name, from POD_ID) -> priority, for peers that are alive."""
-    body: dict[str, Any] = ops.custom(api).get_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", PEERING
-    )
-    pods = set(operator_pods(api))
-    return {
-        identity: int(info["priority"])
-        for identity, info in (body.get("status") or {}).items()
-        if info and identity in pods
-    }
 
 
 def log(api: client.ApiClient, pod: str) -> str:
@@ -167,9 +144,9 @@ def test_an_operator_that_died_mid_failover_is_finished_by_the_next(
             "status": {
                 "targetPrimary": target,
                 "phase": "FailingOver",
-                "failover": failover_steps.failover_record(
-                    old, target, "e2e: operator died mid-failover", "failover"
-                ),
+                "failover": FailoverRecord(
+                    Kind.FAILOVER, old, target, "e2e: operator died mid-failover", now_iso()
+                ).to_status(),
             }
         },
     )

@@ -134,15 +134,18 @@ def choose_read(
     if not usable:
         reason = FALLBACK_REPLICA_ERROR if _excluded_any(replicas, exclude) else FALLBACK_NO_REPLICA
         return _primary(primary, reason, True, exclude)
-    if policy.primary_weight and primary_takes(tick, len(usable), policy.primary_weight):
+    if (
+        policy.primary_weight
+        and primary is not None
+        and primary_takes(tick, len(usable), policy.primary_weight)
+        and primary not in exclude
+        and not primary.retired
+    ):
         # The primary has every commit: fresh enough for any level, nothing to wait for.
-        if primary is not None and primary not in exclude and not primary.retired:
-            shared: ReadChoice | None = primary.plain_choices.get(consistency.name)
-            if shared is None:
-                shared = primary.plain_choices[consistency.name] = ReadChoice(
-                    primary, consistency.name
-                )
-            return shared
+        shared: ReadChoice | None = primary.plain_choices.get(consistency.name)
+        if shared is None:
+            shared = primary.plain_choices[consistency.name] = ReadChoice(primary, consistency.name)
+        return shared
     if policy.strategy is Strategy.ROUND_ROBIN:
         state = usable[tick % len(usable)]
     else:

@@ -57,7 +57,7 @@ class InstanceEntry(TypedDict):
     zone: NotRequired[str]
     node: NotRequired[str]
     timeline: NotRequired[int]
-    currentLsn: NotRequired[str]  # the primary's write position
+    currentLsn: NotRequired[str]  # the primary's write position (last known, while down)
     receivedLsn: NotRequired[str]  # WAL a replica holds
     replayedLsn: NotRequired[str]  # WAL a replica has applied: what its reads see
     lagBytes: NotRequired[int]

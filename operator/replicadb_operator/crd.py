@@ -15,6 +15,7 @@ import yaml
 
 from replicadb_operator import spec as defaults
 from replicadb_operator.dataplane.sync_standbys import Durability, SyncMode
+from replicadb_operator.failover.record import Basis, Kind, Step
 
 GROUP = "replicadb.io"
 VERSION = "v1alpha1"
@@ -269,10 +270,58 @@ SPEC: Schema = obj(
     },
 )
 
+
+def _values(description: str, values: list[str]) -> Schema:
+    return {"type": "string", "description": description, "enum": values}
+
+
+_PLAN_KIND = _values(
+    "failover (primary failed) or switchover (asked for).", [k.value for k in Kind]
+)
+_BASIS = _values(
+    "What the choice of target rested on: this operator's probes of the primary, or sync "
+    "states and positions recorded in status by an earlier operator.",
+    [b.value for b in Basis],
+)
+FAILOVER_STATUS: Schema = obj(
+    "A failover or switchover under way; written only through the operator's transitions.",
+    {
+        "kind": _PLAN_KIND,
+        "from": string("The primary being replaced."),
+        "to": string("The instance being promoted (also in targetPrimary)."),
+        "reason": string("Why."),
+        "since": string("When the decision was recorded.", format="date-time"),
+        "stepsDone": {
+            "type": "array",
+            "description": "The plan's steps finished so far, in order; a restarted operator "
+            "runs the first one not listed.",
+            "items": _values("A step.", [step.value for step in Step]),
+        },
+        "basis": _BASIS,
+        "fromAddress": string("Where the old primary last answered (it is stopped there too)."),
+        "fromLastLsn": string("The old primary's last known WAL position."),
+        "finalLsn": string("Switchover: its position once read-only; the target replays it."),
+        "lagBytes": {"type": "integer", "description": "WAL the target lacks, when known."},
+    },
+    required=["kind", "from", "to"],
+)
 STATUS: Schema = {
     "type": "object",
     "description": "Observed state; the single record of who the primary is.",
     "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "phase": string("Creating, Healthy, Degraded, PrimaryUnavailable, FailingOver, ..."),
+        "primary": string("The instance that is the primary."),
+        "targetPrimary": string("The instance meant to be primary (differs during a plan)."),
+        "failoverBlocked": string("Why the failed primary cannot be replaced automatically."),
+        "failover": FAILOVER_STATUS,
+        "lastFailover": {
+            "type": "object",
+            "description": "The last completed failover or switchover.",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {"kind": _PLAN_KIND, "basis": _BASIS},
+        },
+    },
 }
 
 PRINTER_COLUMNS = [

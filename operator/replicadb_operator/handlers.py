@@ -7,12 +7,15 @@ import asyncio
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 
 import kopf
 import prometheus_client
 
 from replicadb_operator import crd, peering
+from replicadb_operator.failover import transitions
+from replicadb_operator.failover.writer import StatusWriter
 from replicadb_operator.monitoring import metrics
 from replicadb_operator.monitoring.daemon import DatabaseDaemon
 from replicadb_operator.reconcile import WaitingForInput, reconcile_database
@@ -78,11 +81,14 @@ def reconcile_and_patch(
         result = reconcile_database(db, dict(status))
     except SpecError as exc:
         metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
-        patch.status["phase"] = "Invalid"
-        patch.status["invalidSpec"] = str(exc)
+        StatusWriter(namespace, name).apply(
+            partial(transitions.spec_invalid, message=str(exc)), "invalid spec"
+        )
         raise kopf.PermanentError(str(exc)) from exc
     except WaitingForInput as exc:
-        patch.status["phase"] = "Waiting"
+        StatusWriter(namespace, name).apply(
+            partial(transitions.waiting_for_input, message=str(exc)), "waiting"
+        )
         raise kopf.TemporaryError(str(exc), delay=15) from exc
     except Exception:
         metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
@@ -119,7 +125,6 @@ async def monitor(
     namespace: str | None,
     uid: str,
     spec: kopf.Spec,
-    status: kopf.Status,
     annotations: kopf.Annotations,
     stopped: kopf.DaemonStopped,
     logger: logging.Logger | logging.LoggerAdapter[Any],
@@ -134,7 +139,7 @@ async def monitor(
             try:
                 db = parse_spec(name, namespace, dict(spec), uid)
                 interval = db.monitoring.probe_interval_s
-                await daemon.step(db, dict(status), dict(annotations))
+                await daemon.step(db, dict(annotations))
             except SpecError:
                 interval = 10.0  # the reconcile reports it
             except asyncio.CancelledError:

@@ -10,6 +10,7 @@ import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -19,6 +20,8 @@ from replicadb_operator.builders import names, statefulsets, tls
 from replicadb_operator.builders import secrets as secret_builders
 from replicadb_operator.builders.configmaps import restart_parameters_hash
 from replicadb_operator.builders.desired import desired_objects, pooler_objects
+from replicadb_operator.failover import transitions
+from replicadb_operator.failover.writer import StatusWriter
 from replicadb_operator.kube import apply, clients
 from replicadb_operator.spec import DatabaseSpec, SpecError
 
@@ -153,9 +156,11 @@ def reconcile_database(db: DatabaseSpec, status: Mapping[str, Any]) -> Reconcile
     for obj in desired_objects(db, size, hold):
         result.writes += apply.ensure(obj)
     if not status.get("targetPrimary"):
-        # A new database: the primary set's pod initialises it.
-        result.status["targetPrimary"] = names.primary_pod(db)
-        result.status["phase"] = "Creating"
+        # A new database: the primary set's pod initialises it. Through the one status
+        # writer, like every change of who is (meant to be) primary.
+        StatusWriter(db.namespace, db.name).apply(
+            partial(transitions.name_first_primary, pod=names.primary_pod(db)), "first primary"
+        )
     if (status.get("scaleDownBlocked") or None) != blocked:
         result.status["scaleDownBlocked"] = blocked
     if result.writes:

@@ -178,7 +178,7 @@ async def test_detached_replica_streams_from_the_new_primary_once_repointed(
     """The operator's failover detaches every replica from the old primary before choosing.
     A replica whose WAL receiver was down (its primary killed) must still follow the new
     primary at once when repointed."""
-    from replicadb_operator.monitoring.failover_steps import detach_replicas
+    from replicadb_operator.failover.steps import detach_replicas
 
     execute(topology.dsn("pg-0"), "CREATE TABLE t (id int)")
     eventually(lambda: caught_up(topology.dsn("pg-0"), topology.dsn("pg-2")))

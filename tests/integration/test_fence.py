@@ -7,9 +7,8 @@ import time
 import pytest
 from psycopg.conninfo import make_conninfo
 from replicadb_operator.dataplane.probe import probe_instance
+from replicadb_operator.failover.steps import stop_postgres, wait_no_writes
 from replicadb_operator.local.topology import LocalTopology
-from replicadb_operator.monitoring.failover_steps import fence, stop_postgres
-from replicadb_operator.spec import parse_spec
 
 pytestmark = pytest.mark.postgres
 
@@ -24,12 +23,13 @@ async def test_stop_postgres_from_inside(topology: LocalTopology) -> None:
     assert await stop_postgres(topology.dsn("pg-0")) is False  # already down: not by us
 
 
-async def test_fence_stops_the_old_container_at_its_last_seen_address(
+async def test_no_writes_is_confirmed_only_once_the_server_stopped(
     topology: LocalTopology,
 ) -> None:
-    """A pod deleted with grace 0 is replaced by one with a new address (nothing answers
-    there yet) while its old container still serves at the old one: fencing must stop that."""
-    db = parse_spec("shop", "prod", {"replicas": 2})
-    replaced_pod = make_conninfo(topology.dsn("pg-0"), host="127.255.255.254", connect_timeout=1)
-    await fence(db, "pg-0", pod_exists=False, dsn=replaced_pod, last_seen_dsn=topology.dsn("pg-0"))
-    assert not (await probe_instance("pg-0", topology.dsn("pg-0"))).reachable
+    """A label or a deleted pod proves nothing: the fence waits for the server itself."""
+    dsn = topology.dsn("pg-0")
+    assert not await wait_no_writes([dsn], timeout_s=0.3)
+    assert await stop_postgres(dsn)
+    assert await wait_no_writes([dsn], timeout_s=5)
+    replaced_pod = make_conninfo(dsn, host="127.255.255.254", connect_timeout=1)
+    assert await wait_no_writes([replaced_pod], timeout_s=1)

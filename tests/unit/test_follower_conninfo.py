@@ -4,7 +4,7 @@ cluster DNS may still cache for its name."""
 from __future__ import annotations
 
 from psycopg.conninfo import conninfo_to_dict
-from replicadb_operator.monitoring.failover_steps import addresses_of, follower_conninfo
+from replicadb_operator.failover.steps import addresses_of, follower_conninfo
 from replicadb_operator.spec import parse_spec
 
 DB = parse_spec("shop", "prod", {"replicas": 2})

@@ -108,3 +108,12 @@ def test_received_position_is_never_shown_below_the_replayed_one() -> None:
 
 def test_volatile_instance_keys_are_fields_of_the_status_contract() -> None:
     assert status_model.VOLATILE_INSTANCE_KEYS <= INSTANCE_FIELDS
+
+
+def test_a_primary_that_does_not_answer_keeps_its_last_known_position() -> None:
+    """An operator that starts while the primary is down has nothing else to go by."""
+    down = ProbeResult(name="shop-primary-0", reachable=False, probed_at=0.0, duration_s=0.5)
+    last = parse_lsn("0/5000060")
+    entry = status_model.instance_entry("shop-primary-0", None, down, None, None, None, last)
+    assert entry["currentLsn"] == "0/5000060"
+    assert "currentLsn" not in status_model.instance_entry("p", None, down, None, None, None)

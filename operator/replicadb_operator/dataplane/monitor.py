@@ -29,6 +29,9 @@ class TopologySnapshot:
     last_primary_lsn: Lsn | None
     primary_timeline: int | None
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    # Each standby's sync state as the primary last listed it (or as status recorded it):
+    # what status must keep saying while the primary does not answer.
+    sync_states: dict[str, str] = field(default_factory=dict)
 
     @property
     def primary_probe(self) -> ProbeResult:
@@ -61,7 +64,32 @@ class TopologyMonitor:
         self._primary_timeline: int | None = None
         self._timelines: dict[str, int] = {}
         self._sync_states: dict[str, str] = {}
+        # False until this monitor itself saw the primary accept writes: what it knows of the
+        # primary's position and standbys then comes from status (see ``seed``).
+        self.primary_seen_alive = False
         self._add_probers(dsns)
+
+    def seed(
+        self,
+        last_primary_lsn: Lsn | None,
+        primary_timeline: int | None,
+        sync_states: Mapping[str, str],
+        timelines: Mapping[str, int],
+    ) -> None:
+        """Start from what an earlier monitor recorded in status, so that a monitor started
+        while the primary is already gone can still judge the replicas; its own probes
+        override all of it as soon as the primary answers. Called every round: it adds what
+        status knows and never replaces what this monitor knows with less (a status written
+        while the primary was down once lacked the sync states, and the next round's seed
+        wiped them: every standby then counted as async and failover was refused)."""
+        if self.primary_seen_alive:
+            return
+        if last_primary_lsn is not None:
+            self._last_primary_lsn = max(self._last_primary_lsn or 0, last_primary_lsn)
+        if primary_timeline is not None:
+            self._primary_timeline = primary_timeline
+        self._sync_states.update(sync_states)
+        self._timelines.update(timelines)
 
     def _add_probers(self, dsns: Mapping[str, str]) -> None:
         for name, dsn in dsns.items():
@@ -85,9 +113,11 @@ class TopologyMonitor:
         self._failures = 0
         self._last_primary_lsn = None
         self._sync_states.clear()
+        self.primary_seen_alive = False
 
     def _remember_primary(self, probe: ProbeResult) -> None:
         if probe.is_primary and probe.current_lsn is not None:
+            self.primary_seen_alive = True
             self._failures = 0
             self._last_primary_lsn = probe.current_lsn
             self._primary_timeline = probe.timeline
@@ -151,6 +181,7 @@ class TopologyMonitor:
             last_primary_lsn=self._last_primary_lsn,
             primary_timeline=self._primary_timeline,
             candidates=tuple(self._candidate(p) for p in replica_probes),
+            sync_states=dict(self._sync_states),
         )
 
     async def close(self) -> None:

@@ -1,8 +1,10 @@
 """The per-database monitor loop (one Kopf daemon per ReplicatedDatabase).
 
-Every probe interval: list the instance pods, probe each (primary first), keep role labels
-and synchronous_standby_names in step, detect a failed primary and fail over, carry out a
-requested switchover, and write the status when it changed meaningfully.
+Every probe interval: read the status (the record of who is primary and of any plan under
+way), list the instance pods, probe each (primary first), finish a recorded failover or
+switchover, start one when the primary failed or a switchover is asked for, keep role labels
+and synchronous_standby_names in step, and write what it saw. Nothing that decides a
+failover lives only here: the monitor starts from status (see ``failover.recorded``).
 """
 
 from __future__ import annotations
@@ -11,23 +13,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from replicadb_operator.builders import names
 from replicadb_operator.dataplane import instance_control
 from replicadb_operator.dataplane.config_files import SUPERUSER
-from replicadb_operator.dataplane.failover import failover_policy
-from replicadb_operator.dataplane.failover_target import choose_failover_target
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.probe import ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
+from replicadb_operator.failover import crash_points, decide, plan, steps, transitions
+from replicadb_operator.failover.record import Basis, FailoverRecord, Kind, Step
+from replicadb_operator.failover.recorded import RecordedTopology
+from replicadb_operator.failover.writer import StatusWriter, Transition
 from replicadb_operator.kube import status as kube_status
-from replicadb_operator.monitoring import failover_steps, metrics, pods, status_model
+from replicadb_operator.monitoring import metrics, pods, status_model
 from replicadb_operator.monitoring.config_reload import ConfigReloader
 from replicadb_operator.monitoring.failure_detection import PrimaryFailureDetector
-from replicadb_operator.monitoring.switchover import run_switchover
 from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
 
@@ -35,19 +39,27 @@ log = logging.getLogger(__name__)
 STUCK_REPLICA_S = 3.0
 
 
+def _iso_now() -> str:
+    """Milliseconds: a failover's duration is measured from the recorded decision."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        + f".{int(time.time() * 1000) % 1000:03d}Z"
+    )
+
+
 class DatabaseDaemon:
     def __init__(self, namespace: str, name: str, uid: str) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid
+        self.writer = StatusWriter(namespace, name)
         self.monitor: TopologyMonitor | None = None
         self.zones = pods.ZoneCache()
-        self.written: dict[str, Any] = {}  # what we last wrote (the watch may lag behind)
         self.last_write_at = 0.0
         self.last_phase: str | None = None
-        self.blocked_reason: str | None = None
         self.detector = PrimaryFailureDetector()
         self.not_streaming_since: dict[str, float] = {}
-        # Where each instance last answered a probe (its pod may since have a new address).
-        self.last_seen_dsn: dict[str, str] = {}
+        # Where each instance last answered (a replaced pod's old container may still serve
+        # there); status' instance addresses stand in for it after a restart.
+        self.last_answered: dict[str, str] = {}
         self.reloader = ConfigReloader()
         self._password: tuple[float, str] | None = None
 
@@ -70,11 +82,12 @@ class DatabaseDaemon:
             sslmode="require" if db.tls.required else "prefer",
         )
 
-    async def write_status(self, fields: dict[str, Any]) -> None:
-        await asyncio.to_thread(kube_status.patch_status, self.namespace, self.name, fields)
-        self.written.update(fields)
+    async def apply(self, transition: Transition, what: str = "") -> dict[str, Any]:
+        """Every status write goes through the one writer (see failover.writer)."""
+        status = await asyncio.to_thread(self.writer.apply, transition, what)
         self.last_write_at = time.monotonic()
         metrics.STATUS_WRITES.labels(self.namespace, self.name).inc()
+        return status
 
     async def event(self, kind: str, reason: str, message: str) -> None:
         log.info("%s/%s %s: %s", self.namespace, self.name, reason, message)
@@ -83,10 +96,8 @@ class DatabaseDaemon:
         )
 
     # -- one iteration ---------------------------------------------------------------------
-    async def step(
-        self, db: DatabaseSpec, status_in: Mapping[str, Any], annotations: Mapping[str, str]
-    ) -> None:
-        status = {**status_in, **self.written}
+    async def step(self, db: DatabaseSpec, annotations: Mapping[str, str]) -> None:
+        status = await asyncio.to_thread(self.writer.refresh)
         target = status.get("targetPrimary")
         if not target:
             return  # the reconcile has not named a primary yet
@@ -100,6 +111,8 @@ class DatabaseDaemon:
         }
         if self.monitor is None:
             self.monitor = TopologyMonitor(dsns, primary, ProbeTimeouts())
+        recorded = RecordedTopology.from_status(status)
+        recorded.seed(self.monitor)  # a no-op once this monitor saw the primary itself
         await self.monitor.set_instances(dsns)
         if self.monitor.primary != primary:
             self.monitor.set_primary(primary)
@@ -107,22 +120,21 @@ class DatabaseDaemon:
         self._record_metrics(db, snapshot)
         for name, probe in snapshot.probes.items():
             if probe.reachable and name in dsns:
-                self.last_seen_dsn[name] = dsns[name]
+                self.last_answered[name] = str(conninfo_to_dict(dsns[name]).get("host"))
 
-        if status.get("failover"):
-            await self._resume_failover(db, status, snapshot, dsns, pod_map)
+        record = FailoverRecord.from_status(status)
+        if record is not None:
+            await self._run_plan(db, record, dsns, pod_map)
             return
         if not status.get("primary"):
             if snapshot.probes[primary].is_primary:
-                await self.write_status({"primary": primary, "initialized": True})
+                await self.apply(partial(transitions.initialized, primary=primary), "init")
                 await self.event("Normal", "Initialized", f"{primary} is the primary")
         elif switch_to := annotations.get(names.ANNOTATION_SWITCHOVER):
             force = annotations.get(names.ANNOTATION_FORCE, "").lower() == "true"
-            await run_switchover(self, db, snapshot, dsns, pod_map, switch_to, force)
+            await self._switchover(db, status, snapshot, dsns, pod_map, switch_to, force)
             return
-        elif await self._maybe_fail_over(
-            db, snapshot, dsns, pod_map, bool(status.get("failoverBlocked"))
-        ):
+        elif await self._maybe_fail_over(db, status, snapshot, dsns, pod_map, recorded):
             return
         await self._keep_labels(db, snapshot, pod_map)
         await self._keep_sync_standbys(db, snapshot, pod_map)
@@ -135,6 +147,120 @@ class DatabaseDaemon:
         if reloaded := await self.reloader.reload_where_needed(db, reachable):
             log.info("%s: configuration reloaded on %s", db.name, ", ".join(reloaded))
         await self._write_summary(db, status, snapshot, pod_map)
+
+    # -- failover and switchover: decided here, carried out by failover.plan ---------------
+    async def _run_plan(
+        self,
+        db: DatabaseSpec,
+        record: FailoverRecord,
+        dsns: dict[str, str],
+        pod_map: dict[str, pods.InstancePod],
+    ) -> None:
+        assert self.monitor is not None
+        ctx = plan.PlanContext(db, dsns, pod_map, self.monitor, self.apply, self.event)
+        try:
+            if await plan.run(ctx, record) is None:
+                self.detector.reset()
+        except transitions.Refused as exc:  # another writer moved status on: next round
+            log.info("%s: plan step refused (%s); deciding again", db.name, exc)
+
+    def _old_address(self, old: str, recorded: RecordedTopology) -> str | None:
+        return self.last_answered.get(old) or recorded.addresses.get(old)
+
+    async def _begin(
+        self, kind: Kind, old: str, target: str, reason: str, basis: Basis, address: str | None,
+        last_lsn: str | None, lag_bytes: int | None,
+    ) -> bool:  # fmt: skip
+        try:
+            await self.apply(
+                partial(transitions.begin, kind=kind, old=old, target=target, reason=reason,
+                        now=_iso_now(), basis=basis, old_address=address,
+                        old_last_lsn=last_lsn, lag_bytes=lag_bytes),
+                f"begin {kind}",
+            )  # fmt: skip
+        except transitions.Refused as exc:
+            log.info("%s: not starting a %s: %s", self.name, kind, exc)
+            return False
+        crash_points.after_step(kind, Step.DECIDE)
+        return True
+
+    async def _maybe_fail_over(
+        self,
+        db: DatabaseSpec,
+        status: Mapping[str, Any],
+        snapshot: TopologySnapshot,
+        dsns: dict[str, str],
+        pod_map: dict[str, pods.InstancePod],
+        recorded: RecordedTopology,
+    ) -> bool:
+        reason = self.detector.verdict(db, snapshot, pod_map.get(snapshot.primary))
+        if reason is None:
+            if snapshot.primary_failures == 0 and status.get("failoverBlocked"):
+                await self.apply(transitions.unblock, "unblock")  # it answers again
+            return False
+        decision = decide.failover_target(db, snapshot)
+        if decision.target is None:
+            if status.get("failoverBlocked") != decision.why:
+                await self.event("Warning", "FailoverBlocked", decision.why)
+                await self.apply(partial(transitions.block, reason=decision.why), "block")
+            return False
+        assert self.monitor is not None
+        basis = Basis.PROBES if self.monitor.primary_seen_alive else Basis.RECORDED
+        old = snapshot.primary
+        begun = await self._begin(
+            Kind.FAILOVER, old, decision.target, reason, basis,
+            self._old_address(old, recorded), decision.old_last_lsn, decision.lag_bytes,
+        )  # fmt: skip
+        if not begun:
+            return True
+        await self.event("Warning", "FailingOver", f"{old}: {reason}; target {decision.target}")
+        if basis is Basis.RECORDED:
+            await self.event(
+                "Warning",
+                "DecidedOnRecordedPositions",
+                f"this operator never saw {old} alive: {decision.target} was chosen on the "
+                "sync states and positions recorded in status by an earlier operator",
+            )
+        await self._run_plan(db, self._record(), dsns, pod_map)
+        return True
+
+    def _record(self) -> FailoverRecord:
+        record = FailoverRecord.from_status(self.writer.status)
+        assert record is not None
+        return record
+
+    async def _switchover(
+        self,
+        db: DatabaseSpec,
+        status: Mapping[str, Any],
+        snapshot: TopologySnapshot,
+        dsns: dict[str, str],
+        pod_map: dict[str, pods.InstancePod],
+        target: str,
+        force: bool,
+    ) -> None:
+        """Planned, zero-loss: recorded as a switchover, carried out by the same plan."""
+        old = snapshot.primary
+        refusal = None if target == old else decide.switchover_refusal(db, snapshot, target, force)
+        begun = False
+        if refusal is not None:
+            await self.event("Warning", "SwitchoverRefused", refusal)
+        elif target != old:
+            last = snapshot.last_primary_lsn
+            begun = await self._begin(
+                Kind.SWITCHOVER, old, target, "switchover requested", Basis.PROBES,
+                self.last_answered.get(old), f"{last >> 32:X}/{last & 0xFFFFFFFF:X}"
+                if last is not None else None, 0,
+            )  # fmt: skip
+        # The request is recorded (or refused): the annotation has done its job.
+        await asyncio.to_thread(
+            kube_status.annotate,
+            db.namespace,
+            db.name,
+            {names.ANNOTATION_SWITCHOVER: None, names.ANNOTATION_FORCE: None},
+        )
+        if begun:
+            await self._run_plan(db, self._record(), dsns, pod_map)
 
     # -- roles -------------------------------------------------------------------------------
     async def _keep_labels(
@@ -152,8 +278,10 @@ class DatabaseDaemon:
                     await self.event(
                         "Warning", "Fenced", f"{name} accepted writes but is not the primary"
                     )
-                    dsn = self.monitor.dsn_of(name) if self.monitor else None
-                    await failover_steps.fence(db, name, pod_exists=True, dsn=dsn)
+                    await asyncio.to_thread(
+                        pods.set_role_label, db.namespace, name, names.ROLE_FENCED
+                    )
+                    await steps.stop_postgres(self.monitor.dsn_of(name) if self.monitor else None)
                     continue
                 want = names.ROLE_PRIMARY if probe.is_primary else names.ROLE_REPLICA
             elif name != snapshot.primary:
@@ -205,139 +333,6 @@ class DatabaseDaemon:
                 # slept through a repoint did the same again after a restart in place.
                 await asyncio.to_thread(kube_status.delete_pod, self.namespace, name, 5)
 
-    # -- failover ----------------------------------------------------------------------------
-    async def _maybe_fail_over(
-        self,
-        db: DatabaseSpec,
-        snapshot: TopologySnapshot,
-        dsns: dict[str, str],
-        pod_map: dict[str, pods.InstancePod],
-        blocked_in_status: bool = False,
-    ) -> bool:
-        reason = self.detector.verdict(db, snapshot, pod_map.get(snapshot.primary))
-        if reason is None:
-            if snapshot.primary_failures == 0:
-                self.blocked_reason = None
-                if blocked_in_status:  # the primary answers again: nothing is blocked now
-                    await self.write_status({"failoverBlocked": None})
-            return False
-        if not db.failover.enabled:
-            await self._blocked(db, "automatic failover is disabled (spec.failover.enabled)")
-            return False
-        policy = failover_policy(snapshot, db.replication, db.failover.max_lag_bytes)
-        choice = choose_failover_target(snapshot.candidates, policy)
-        if choice.target is None:
-            reasons = "; ".join(f"{n}: {why}" for n, why in sorted(choice.rejected.items()))
-            await self._blocked(db, f"no replica may be promoted: {choice.reason}. {reasons}")
-            return False
-        await self._fail_over(db, snapshot, dsns, pod_map, choice.target, reason)
-        return True
-
-    async def _blocked(self, db: DatabaseSpec, reason: str) -> None:
-        if reason != self.blocked_reason:
-            self.blocked_reason = reason
-            await self.event("Warning", "FailoverBlocked", reason)
-            await self.write_status({"failoverBlocked": reason})
-
-    async def _fail_over(
-        self,
-        db: DatabaseSpec,
-        snapshot: TopologySnapshot,
-        dsns: dict[str, str],
-        pod_map: dict[str, pods.InstancePod],
-        tentative: str,
-        reason: str,
-    ) -> None:
-        """Record, fence, then choose again among replicas that can no longer receive
-        anything from the old primary, and promote."""
-        started = time.monotonic()
-        old = snapshot.primary
-        await self.write_status(
-            {
-                "targetPrimary": tentative,
-                "phase": "FailingOver",
-                "failoverBlocked": None,
-                "failover": failover_steps.failover_record(old, tentative, reason, "failover"),
-            }
-        )
-        await self.event("Warning", "FailingOver", f"{old}: {reason}")
-        old_pod = pod_map.get(old)
-        await failover_steps.fence(
-            db,
-            old,
-            pod_exists=old_pod is not None and not old_pod.deleting,
-            dsn=dsns.get(old),
-            last_seen_dsn=self.last_seen_dsn.get(old),
-        )
-        # Cut the replicas off the old primary: whatever still runs of it (a force-deleted
-        # pod's container lives on for seconds) can then get no synchronous acknowledgement,
-        # so it acknowledges nothing that the replica promoted below might lack.
-        await failover_steps.detach_replicas({n: d for n, d in dsns.items() if n != old})
-        target, lag_bytes = tentative, None
-        if self.monitor is not None:
-            fresh = await self.monitor.sample(primary_known_down=True)
-            policy = failover_policy(fresh, db.replication, db.failover.max_lag_bytes)
-            choice = choose_failover_target(fresh.candidates, policy)
-            if choice.target is not None:
-                target, lag_bytes = choice.target, choice.lag_bytes
-        if target != tentative:
-            await self.write_status(
-                {
-                    "targetPrimary": target,
-                    "failover": failover_steps.failover_record(old, target, reason, "failover"),
-                }
-            )
-        outcome = await failover_steps.promote_and_record(
-            db, old, target, lag_bytes, dsns, self.write_status, reason, "failover", started
-        )
-        self.blocked_reason = None
-        self.detector.reset()
-        if self.monitor is not None:
-            self.monitor.set_primary(outcome.new_primary)
-        await self.event(
-            "Normal",
-            "FailedOver",
-            f"{old} -> {outcome.new_primary} in {outcome.seconds * 1000:.0f} ms ({reason}; "
-            f"{outcome.lag_bytes or 0} bytes of the old primary's WAL not received)",
-        )
-
-    async def _resume_failover(
-        self,
-        db: DatabaseSpec,
-        status: Mapping[str, Any],
-        snapshot: TopologySnapshot,
-        dsns: dict[str, str],
-        pod_map: dict[str, pods.InstancePod],
-    ) -> None:
-        """An operator restarted mid-failover: finish what status says was started."""
-        record = status["failover"]
-        old, target = record["from"], record["to"]
-        log.info("%s: resuming failover %s -> %s", db.name, old, target)
-        if old in pod_map and pod_map[old].role_label != names.ROLE_FENCED:
-            await failover_steps.fence(
-                db,
-                old,
-                pod_exists=not pod_map[old].deleting,
-                dsn=dsns.get(old),
-                last_seen_dsn=self.last_seen_dsn.get(old),
-            )
-        if target not in dsns:
-            return  # the target has no address yet; next round
-        outcome = await failover_steps.promote_and_record(
-            db,
-            old,
-            target,
-            None,
-            dsns,
-            self.write_status,
-            record.get("reason", ""),
-            record.get("kind", "failover"),
-            time.monotonic(),
-        )
-        if self.monitor is not None:
-            self.monitor.set_primary(outcome.new_primary)
-        await self.event("Normal", "FailedOver", f"{target} is the primary (resumed)")
-
     # -- status and metrics ------------------------------------------------------------------
     async def _write_summary(
         self,
@@ -347,10 +342,15 @@ class DatabaseDaemon:
         pod_map: dict[str, pods.InstancePod],
     ) -> None:
         primary_probe = snapshot.probes.get(snapshot.primary)
-        sync_states = {
-            p.application_name: p.sync_state
-            for p in (primary_probe.replication if primary_probe else ())
-        }
+        primary_answers = primary_probe is not None and primary_probe.is_primary
+        # While the primary does not answer, status keeps what it last said (sync states, its
+        # position): a status written without them left the next operator nothing to decide
+        # on, and it refused every standby as "not a synchronous standby" (issue 12).
+        sync_states = (
+            {p.application_name: p.sync_state for p in primary_probe.replication}
+            if primary_probe is not None and primary_answers
+            else snapshot.sync_states
+        )
         instances = []
         for name in sorted(set(pod_map) | set(snapshot.probes)):
             pod = pod_map.get(name)
@@ -363,6 +363,7 @@ class DatabaseDaemon:
                     snapshot.lags.get(name),
                     zone,
                     sync_states.get(name),
+                    snapshot.last_primary_lsn if name == snapshot.primary else None,
                 )
             )
         new = status_model.summary(
@@ -370,12 +371,13 @@ class DatabaseDaemon:
             snapshot.primary,
             instances,
             status.get("conditions") or [],
-            blocked=self.blocked_reason,
+            failing_over=None,
+            blocked=status.get("failoverBlocked"),
         )
         new["timeline"] = snapshot.primary_timeline
         since = time.monotonic() - self.last_write_at
         if status_model.needs_write(status, new, since):
-            await self.write_status(new)
+            await self.apply(partial(transitions.observe, summary=new), "observe")
         if new["phase"] != self.last_phase:
             if self.last_phase is not None:
                 kind = "Normal" if new["phase"] == "Healthy" else "Warning"

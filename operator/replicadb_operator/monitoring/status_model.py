@@ -14,6 +14,7 @@ from typing import Any
 
 from replicadb_operator.builders import names
 from replicadb_operator.dataplane.lag import ReplicaLag
+from replicadb_operator.dataplane.lsn import Lsn
 from replicadb_operator.dataplane.probe import ProbeResult
 from replicadb_operator.monitoring.pods import InstancePod
 from replicadb_operator.spec import DatabaseSpec
@@ -73,8 +74,13 @@ def instance_entry(
     lag: ReplicaLag | None,
     zone: str | None,
     sync_state: str | None,
+    last_known_lsn: Lsn | None = None,
 ) -> InstanceEntry:
-    """One ``status.instances`` entry; what is not known is left out, never null."""
+    """One ``status.instances`` entry; what is not known is left out, never null.
+
+    ``last_known_lsn``: for the primary, its last known write position, kept in its entry
+    while it does not answer; with the standbys' last known sync states it is all that an
+    operator starting now can decide a failover on (see ``failover.recorded``)."""
     entry = InstanceEntry(
         name=name,
         role=_role(probe),
@@ -101,6 +107,8 @@ def instance_entry(
             entry["receivedLsn"] = format_lsn(held)
         if probe.replay_lsn is not None:
             entry["replayedLsn"] = format_lsn(probe.replay_lsn)
+    if "currentLsn" not in entry and last_known_lsn is not None:
+        entry["currentLsn"] = format_lsn(last_known_lsn)
     if lag is not None and lag.replay_bytes is not None:
         entry["lagBytes"] = lag.replay_bytes
         entry["lagSeconds"] = round(lag.seconds or 0.0, 3)
