@@ -54,13 +54,14 @@ ALERT_RULES := manifests/monitoring/prometheusrule.yaml
 ALERT_BUILD := .build/alerts
 
 .PHONY: test-alerts
-test-alerts: deps ## promtool check rules + promtool test rules (tests/alerts/, one file per alert)
+test-alerts: deps ## promtool check rules + promtool test rules (tests/alerts/, one file per alert) + check config of the e2e Prometheus
 	@mkdir -p $(ALERT_BUILD)
 	$(PY) scripts/prometheus_rules.py $(ALERT_RULES) >$(ALERT_BUILD)/replicadb.rules.yaml
 	promtool check rules $(ALERT_BUILD)/replicadb.rules.yaml
 	$(PY) scripts/prometheus_rules.py --keep-annotation summary $(ALERT_RULES) \
 	  >$(ALERT_BUILD)/replicadb.tested.rules.yaml
 	promtool test rules tests/alerts/*.test.yaml
+	promtool check config $$($(PY) -m e2e.prometheus_server $(ALERT_BUILD)/e2e-prometheus)
 
 .PHONY: test
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer

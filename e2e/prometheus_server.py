@@ -1,8 +1,10 @@
 """A real Prometheus (Debian's package) for the e2e layer, run on this host, and its HTTP API.
 
-The host reaches the local cluster's pod IPs, so Prometheus discovers targets through the
-API server (kubernetes_sd with the test's kubeconfig) and scrapes the pods directly, with
-the scrape jobs e2e/prometheus_config.py translates from our ServiceMonitors.
+The host reaches the local cluster's pod IPs, so Prometheus scrapes the pods directly, with
+the scrape jobs e2e/prometheus_config.py translates from our ServiceMonitors. Debian builds
+Prometheus without Kubernetes service discovery; the harness discovers the targets through
+the API server with the test's kubeconfig and hands them over as file_sd target files
+(e2e/prometheus_targets.py), refreshed while Prometheus runs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -22,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from e2e import prometheus_config
+from e2e import prometheus_config, prometheus_targets
 
 ROOT = Path(__file__).parents[1]
 MONITORING = ROOT / "manifests" / "monitoring"
@@ -66,12 +69,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(directory: Path, kubeconfig: str) -> Path:
+def service_monitors() -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all((MONITORING / "servicemonitor.yaml").read_text()))
+
+
+def write_config(directory: Path, targets_dir: Path) -> Path:
     rules = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
     rules_file = directory / "replicadb.rules.yaml"
     rules_file.write_text(yaml.safe_dump({"groups": rules["spec"]["groups"]}))
-    monitors = list(yaml.safe_load_all((MONITORING / "servicemonitor.yaml").read_text()))
-    config = prometheus_config.prometheus_config(monitors, [str(rules_file)], kubeconfig)
+    config = prometheus_config.prometheus_config(service_monitors(), [str(rules_file)], targets_dir)
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -82,9 +88,15 @@ def running_prometheus(kubeconfig: str, timeout_s: float = 60) -> Iterator[Prome
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus is not installed (make deps installs Debian's)")
-    with tempfile.TemporaryDirectory(prefix="rdb-prometheus-") as tmp:
-        directory = Path(tmp)
-        config = write_config(directory, kubeconfig)
+    with contextlib.ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rdb-prom-")))
+        targets_dir = directory / "targets"
+        targets_dir.mkdir()
+        discoveries = [
+            d for m in service_monitors() for d in prometheus_config.discoveries(m, targets_dir)
+        ]
+        stack.enter_context(prometheus_targets.refreshed_targets(kubeconfig, discoveries))
+        config = write_config(directory, targets_dir)
         port = free_port()
         log = (directory / "prometheus.log").open("w")
         proc = subprocess.Popen(
@@ -123,3 +135,20 @@ def running_prometheus(kubeconfig: str, timeout_s: float = 60) -> Iterator[Prome
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+def main() -> None:
+    """``python -m e2e.prometheus_server DIR``: write the e2e configuration (and empty target
+    files) to DIR, for ``promtool check config`` in ``make test-alerts``: the check that the
+    translation only uses what Debian's Prometheus understands."""
+    directory = Path(sys.argv[1]).resolve()  # Prometheus reads paths relative to the file
+    targets_dir = directory / "targets"
+    targets_dir.mkdir(parents=True, exist_ok=True)
+    for monitor in service_monitors():
+        for discovery in prometheus_config.discoveries(monitor, targets_dir):
+            prometheus_targets.write_targets(discovery.file, [])
+    print(write_config(directory, targets_dir))
+
+
+if __name__ == "__main__":
+    main()

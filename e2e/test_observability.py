@@ -167,7 +167,14 @@ def wait_targets_up(
         wanted = {"replicadb-operator": 1, "replicadb-pooler": 2, "replicadb-router": 1}
         return all(per_job[job] >= n for job, n in wanted.items())
 
-    kube.wait_for(check, timeout_s, "every scrape job has a target up", interval=2)
+    try:
+        kube.wait_for(check, timeout_s, "every scrape job has a target up", interval=2)
+    except TimeoutError as exc:
+        seen = [
+            f"{t['scrapePool']} {t['labels'].get('pod')} {t['health']} {t['lastError']}"
+            for t in prometheus.targets()
+        ]
+        raise TimeoutError(f"{exc}; targets: {seen}") from None
     return [t for t in prometheus.targets() if ours(t)]
 
 
