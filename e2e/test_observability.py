@@ -178,6 +178,9 @@ def wait_targets_up(
     return [t for t in prometheus.targets() if ours(t)]
 
 
+# Longer than pyproject's 300 s: a database to Healthy, the lag alert's 30 s + for: 2m, its
+# resolution, a failover and the dashboard's scrapes, each under its own deadline below.
+@pytest.mark.timeout(1200)
 def test_prometheus_sees_lag_alert_failover_and_dashboard_data(
     api_client: client.ApiClient, operator: None, instance_image: str
 ) -> None:
