@@ -199,7 +199,7 @@ def test_prometheus_sees_lag_alert_failover_and_dashboard_data(
         old_primary = status["primary"]
         lagging = next(i["name"] for i in status["instances"] if i["name"] != old_primary)
         password = ops.secret_value(api_client, ns, f"{NAME}-superuser", "password")
-        with ops.connect(ops.pod_ip(api_client, ns, lagging), password, autocommit=True) as conn:
+        with ops.connect(ops.pod_ip(api_client, ns, lagging), password) as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
         lag_alert = (
             f'ALERTS{{alertname="{LAG_ALERT}",alertstate="firing",{selector},instance="{lagging}"}}'
@@ -211,7 +211,7 @@ def test_prometheus_sees_lag_alert_failover_and_dashboard_data(
 
         # Lag passes 30 s about 30 s after the pause, then the rule's for: 2m.
         kube.wait_for(lag_alert_firing, 330, f"{LAG_ALERT} firing for {lagging}", interval=5)
-        with ops.connect(ops.pod_ip(api_client, ns, lagging), password, autocommit=True) as conn:
+        with ops.connect(ops.pod_ip(api_client, ns, lagging), password) as conn:
             conn.execute("SELECT pg_wal_replay_resume()")
         kube.wait_for(
             lambda: LAG_ALERT not in alerts.poll(), 120, f"{LAG_ALERT} resolved", interval=5
