@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := postgresql-15 postgresql-client-15 pgbouncer redis-server iproute2 util-linux
+# prometheus: promtool for `make test-alerts`, and the Prometheus the e2e layer runs.
+SYSTEM_PACKAGES := postgresql-15 postgresql-client-15 pgbouncer redis-server iproute2 util-linux \
+  prometheus
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -51,8 +53,22 @@ unit: $(VENV)/.installed ## unit tests only (no servers)
 integration: deps ## integration tests on real PostgreSQL, PgBouncer and Redis processes
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+ALERT_RULES := manifests/monitoring/prometheusrule.yaml
+ALERT_BUILD := .build/alerts
+
+.PHONY: test-alerts
+test-alerts: deps ## promtool check rules + promtool test rules (tests/alerts/, one file per alert) + check config of the e2e Prometheus
+	@mkdir -p $(ALERT_BUILD)
+	$(PY) scripts/prometheus_rules.py $(ALERT_RULES) >$(ALERT_BUILD)/replicadb.rules.yaml
+	promtool check rules $(ALERT_BUILD)/replicadb.rules.yaml
+	$(PY) scripts/prometheus_rules.py --keep-annotation summary $(ALERT_RULES) \
+	  >$(ALERT_BUILD)/replicadb.tested.rules.yaml
+	promtool test rules tests/alerts/*.test.yaml
+	promtool check config $$($(PY) -m e2e.prometheus_server $(ALERT_BUILD)/e2e-prometheus)
+
 .PHONY: test
 test: deps lint typecheck ## the test command: install, lint, typecheck, run every test layer
+	$(MAKE) --no-print-directory test-alerts
 	$(MAKE) --no-print-directory cluster-build  # kube-apiserver for tests/apiserver (cached)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) orm-suites-reduced
@@ -133,4 +149,4 @@ bench-suite-cluster: $(VENV)/.installed ## the same suite against the demo's dat
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .bench .build

@@ -1,5 +1,6 @@
-# The PostgreSQL instance image: PostgreSQL 15, PgBouncer and the replicadb package, whose
-# `replicadb-instance` entrypoint decides at start whether to initdb, clone, restart or rejoin.
+# The PostgreSQL instance image: PostgreSQL 15, PgBouncer, a PgBouncer exporter and the
+# replicadb package, whose `replicadb-instance` entrypoint decides at start whether to initdb,
+# clone, restart or rejoin.
 #
 #   docker build -f operator/instance.Dockerfile -t localhost/replicadb/instance:dev .
 #
@@ -18,7 +19,20 @@ RUN groupadd --system --gid 999 postgres \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       postgresql-15 postgresql-client-15 pgbouncer python3 python3-venv ca-certificates \
+      python3-psycopg2 python3-prometheus-client python3-yaml python3-pythonjsonlogger \
  && rm -rf /var/lib/apt/lists/*
+
+# The pooler pods' metrics sidecar: prometheus-pgbouncer-exporter (spreaker's, pgbouncer_*
+# metric names) on port 9127. Debian's package of that name is another, older exporter whose
+# SHOW STATS reader needs a column PgBouncer 1.8 removed, so it fails every scrape against
+# Debian's PgBouncer 1.18. This one pins old releases of its dependencies that do not build
+# here (psycopg2 2.8.5 from source): it runs on Debian's, installed above, seen through
+# --system-site-packages.
+ARG PGBOUNCER_EXPORTER_VERSION=2.1.2
+RUN python3 -m venv --system-site-packages /opt/pgbouncer-exporter \
+ && /opt/pgbouncer-exporter/bin/pip install --no-cache-dir --no-deps \
+      "prometheus-pgbouncer-exporter==${PGBOUNCER_EXPORTER_VERSION}" \
+ && /opt/pgbouncer-exporter/bin/python -c "import prometheus_pgbouncer_exporter.cli"
 
 # Dependencies first, from the two pyproject.toml files alone, so that a source change reuses
 # this layer: the operator's distribution (replicadb) and the client's (replicadb-router,
@@ -40,5 +54,5 @@ ENV PATH=/opt/replicadb/bin:/usr/lib/postgresql/15/bin:$PATH \
 RUN install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
  && install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 USER 999:999
-EXPOSE 5432 6432
+EXPOSE 5432 6432 9127
 ENTRYPOINT ["replicadb-instance"]

@@ -182,6 +182,12 @@ SPEC: Schema = obj(
                     "Server connections per user/database pair.", PB.default_pool_size, 1, 1000
                 ),
                 "image": string("Pooler image; the instance image when unset."),
+                "metrics": boolean(
+                    "Run a PgBouncer exporter (prometheus-pgbouncer-exporter) beside each "
+                    "PgBouncer, serving pgbouncer_* metrics on port 9127 (Service port "
+                    "'metrics').",
+                    PB.metrics,
+                ),
             },
             default={},
         ),

@@ -56,6 +56,7 @@ class PoolerSpec:
     max_client_connections: int = 1000
     default_pool_size: int = 20
     image: str = DEFAULT_POOLER_IMAGE
+    metrics: bool = True  # a PgBouncer exporter beside each PgBouncer, on port 9127
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ def _parse(name: str, namespace: str, spec: Mapping[str, Any], uid: str) -> Data
             max_client_connections=int(pb.get("maxClientConnections", 1000)),
             default_pool_size=int(pb.get("defaultPoolSize", 20)),
             image=str(pb.get("image") or DEFAULT_POOLER_IMAGE),
+            metrics=bool(pb.get("metrics", True)),
         ),
         monitoring=MonitoringSpec(
             probe_interval_s=float(mon.get("probeIntervalSeconds", DEFAULT_PROBE_INTERVAL_S))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from replicadb_operator.builders import configmaps, names, pooler, secrets, services, statefulsets
 from replicadb_operator.builders.desired import desired_objects
 from replicadb_operator.spec import parse_spec
@@ -117,6 +118,37 @@ def test_pooler_deployments_and_switch_off() -> None:
     assert ("Deployment", "shop-pooler-ro") in kinds
     off = parse_spec("shop", "prod", {"pgbouncer": {"enabled": False}})
     assert not [o for o in desired_objects(off) if "pooler" in o["metadata"]["name"]]
+
+
+def test_pooler_pods_carry_an_exporter_unless_metrics_is_off() -> None:
+    pod = pooler.pooler_deployment(DB, "ro")["spec"]["template"]["spec"]
+    exporter = {c["name"]: c for c in pod["containers"]}["metrics"]
+    assert exporter["image"] == DB.postgres.image  # the instance image carries the exporter
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9127}]
+    assert exporter["command"][-1] == "/etc/pgbouncer/config/pgbouncer-exporter.yaml"
+    password = exporter["env"][0]
+    assert password["name"] == "PGPASSWORD"
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "shop-superuser", "key": "password"}
+    config = yaml.safe_load(configmaps.pooler_config(DB)["data"]["pgbouncer-exporter.yaml"])
+    assert config["exporter_port"] == 9127
+    assert config["exporter_host"] == "0.0.0.0"
+    dsn = config["pgbouncers"][0]["dsn"]
+    assert "port=6432" in dsn
+    assert "dbname=pgbouncer" in dsn
+    assert "password" not in dsn
+    service = services.pooler_service(DB, "ro")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "postgres": 6432,
+        "metrics": 9127,
+    }
+    assert service["metadata"]["labels"]["replicadb.io/component"] == "pooler"
+    assert service["metadata"]["labels"]["replicadb.io/pool"] == "ro"
+
+    off = parse_spec("shop", "prod", {"pgbouncer": {"metrics": False}})
+    pod = pooler.pooler_deployment(off, "ro")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["pgbouncer"]
+    assert "pgbouncer-exporter.yaml" not in configmaps.pooler_config(off)["data"]
+    assert [p["name"] for p in services.pooler_service(off, "ro")["spec"]["ports"]] == ["postgres"]
 
 
 def test_credentials_are_generated_strong_and_secret_names_can_be_given() -> None:

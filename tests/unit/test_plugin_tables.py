@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from replicadb_operator.cli import pooler_counts
 from replicadb_operator.cli.tables import health_code, render_status
 
 OBJ: dict[str, Any] = {
@@ -66,3 +67,36 @@ def test_health_exit_codes() -> None:
     assert health_code(OBJ) == 1
     assert health_code({"status": {"phase": "PrimaryUnavailable"}}) == 2
     assert health_code({}) == 2
+
+
+EXPOSITION = """\
+# HELP pgbouncer_pools_client_active_connections Client connections linked to a server
+# TYPE pgbouncer_pools_client_active_connections gauge
+pgbouncer_pools_client_active_connections{database="app",user="app"} 3.0
+pgbouncer_pools_client_active_connections{database="pgbouncer",user="postgres"} 1.0
+# HELP pgbouncer_pools_client_waiting_connections Client connections waiting
+# TYPE pgbouncer_pools_client_waiting_connections gauge
+pgbouncer_pools_client_waiting_connections{database="app",user="app"} 2.0
+# HELP pgbouncer_pools_server_active_connections Server connections linked to a client
+# TYPE pgbouncer_pools_server_active_connections gauge
+pgbouncer_pools_server_active_connections{database="app",user="app"} 3.0
+# HELP pgbouncer_pools_server_idle_connections Server connections unused
+# TYPE pgbouncer_pools_server_idle_connections gauge
+pgbouncer_pools_server_idle_connections{database="app",user="app"} 1.0
+# HELP pgbouncer_up PgBouncer is UP
+# TYPE pgbouncer_up gauge
+pgbouncer_up 1.0
+"""
+
+
+def test_pooler_counts_from_the_exporter_leave_out_its_own_admin_connection() -> None:
+    one = pooler_counts.counts_from_exposition(EXPOSITION)
+    assert one == pooler_counts.PoolCounts(
+        pods=1, clients_active=3, clients_waiting=2, servers_active=3, servers_idle=1
+    )
+    both = pooler_counts.total([one, one])
+    assert both.pods == 2
+    assert both.clients_active == 6
+    text = render_status("shop", "prod", OBJ, {"rw": both, "ro": "counts unavailable (X)"})
+    assert "pooler rw   clients 6 active / 4 waiting, servers 6 active / 2 idle (2 pods)" in text
+    assert "pooler ro   counts unavailable (X)" in text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import yaml
+
 from replicadb_operator.builders import names
 from replicadb_operator.builders.metadata import K8sObject, metadata
 from replicadb_operator.dataplane.config_files import (
@@ -18,6 +20,7 @@ from replicadb_operator.spec import DatabaseSpec
 TLS_DIR = "/etc/replicadb/tls"
 POOLER_CONFIG_DIR = "/etc/pgbouncer/config"
 POOLER_AUTH_DIR = "/etc/pgbouncer/auth"
+POOLER_EXPORTER_CONFIG = "pgbouncer-exporter.yaml"
 
 
 def instance_parameters(db: DatabaseSpec) -> dict[str, str]:
@@ -96,10 +99,33 @@ def pgbouncer_ini(db: DatabaseSpec, pool: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pgbouncer_exporter_yaml(db: DatabaseSpec) -> str:
+    """prometheus-pgbouncer-exporter's configuration: the PgBouncer beside it, over loopback.
+    The DSN names no password: libpq takes it from PGPASSWORD (set from the superuser
+    Secret), so it is in neither the ConfigMap nor the exporter's log of its DSN. No extra
+    labels: the scrape adds ``database`` and ``pool`` from the pod's labels (see
+    manifests/monitoring/servicemonitor.yaml)."""
+    config = {
+        "exporter_host": "0.0.0.0",
+        "exporter_port": names.POOLER_METRICS_PORT,
+        "pgbouncers": [
+            {
+                "dsn": f"host=127.0.0.1 port={names.POOLER_PORT} dbname=pgbouncer "
+                f"user={SUPERUSER} sslmode={'require' if db.tls.required else 'prefer'}",
+                "connect_timeout": 2,
+            }
+        ],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def pooler_config(db: DatabaseSpec) -> K8sObject:
+    data = {f"pgbouncer-{pool}.ini": pgbouncer_ini(db, pool) for pool in ("rw", "ro")}
+    if db.pooler.metrics:
+        data[POOLER_EXPORTER_CONFIG] = pgbouncer_exporter_yaml(db)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(db, names.pooler_config_map(db)),
-        "data": {f"pgbouncer-{pool}.ini": pgbouncer_ini(db, pool) for pool in ("rw", "ro")},
+        "data": data,
     }

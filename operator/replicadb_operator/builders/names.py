@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 PG_PORT = 5432
 POOLER_PORT = 6432
+POOLER_METRICS_PORT = 9127  # the PgBouncer exporter's usual port (CloudNativePG's too)
 POSTGRES_UID = 999  # the postgres user in the instance image (fixed in its Dockerfile)
 
 LABEL_DATABASE = "replicadb.io/database"

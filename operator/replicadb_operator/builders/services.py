@@ -44,4 +44,19 @@ def read_only_service(db: DatabaseSpec) -> K8sObject:
 
 
 def pooler_service(db: DatabaseSpec, pool: str) -> K8sObject:
-    return _service(db, names.pooler(db, pool), names.pooler_selector(db, pool), names.POOLER_PORT)
+    """Labelled like its pods, so a ServiceMonitor can select the poolers; the ``metrics``
+    port is the one it scrapes."""
+    service = _service(
+        db, names.pooler(db, pool), names.pooler_selector(db, pool), names.POOLER_PORT
+    )
+    service["metadata"]["labels"] |= names.pooler_selector(db, pool)
+    if db.pooler.metrics:
+        service["spec"]["ports"].append(
+            {
+                "name": "metrics",
+                "port": names.POOLER_METRICS_PORT,
+                "targetPort": names.POOLER_METRICS_PORT,
+                "protocol": "TCP",
+            }
+        )
+    return service

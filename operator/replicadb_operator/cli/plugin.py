@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from replicadb_operator.builders import names
+from replicadb_operator.cli.pooler_counts import PoolCounts, counts_from_exposition, total
 from replicadb_operator.cli.tables import health_code, render_status
 from replicadb_operator.kube import clients
 from replicadb_operator.kube import status as kube_status
@@ -32,13 +33,52 @@ def current_namespace() -> str:
         return "default"
 
 
+def fetch_pool_counts(namespace: str, database: str) -> dict[str, PoolCounts | str]:
+    """Per pool, the counts summed over its pods, read from each pod's exporter through the
+    API server's pod proxy (so nothing but the API server needs to be reachable), or why
+    they could not be read."""
+    core = clients.core()
+    out: dict[str, PoolCounts | str] = {}
+    for pool in ("rw", "ro"):
+        selector = ",".join(
+            f"{k}={v}"
+            for k, v in {
+                names.LABEL_DATABASE: database,
+                names.LABEL_COMPONENT: "pooler",
+                names.LABEL_POOL: pool,
+            }.items()
+        )
+        try:
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+            out[pool] = total(
+                counts_from_exposition(
+                    core.connect_get_namespaced_pod_proxy_with_path(
+                        f"{pod.metadata.name}:{names.POOLER_METRICS_PORT}", namespace, "metrics"
+                    )
+                )
+                for pod in pods
+                if pod.status.pod_ip
+            )
+        except Exception as exc:  # metrics off, no pods/proxy permission: say so, go on
+            out[pool] = f"counts unavailable ({type(exc).__name__})"
+    return out
+
+
+def _status_text(args: argparse.Namespace) -> str:
+    obj = read_object(args.namespace, args.name)
+    pooler = (obj.get("spec") or {}).get("pgbouncer") or {}
+    on = pooler.get("enabled", True) and pooler.get("metrics", True)
+    pools = fetch_pool_counts(args.namespace, args.name) if on else None
+    return render_status(args.name, args.namespace, obj, pools)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     if not args.watch:
-        print(render_status(args.name, args.namespace, read_object(args.namespace, args.name)))
+        print(_status_text(args))
         return 0
     try:
         while True:
-            text = render_status(args.name, args.namespace, read_object(args.namespace, args.name))
+            text = _status_text(args)
             # Home the cursor and clear the screen: a live console that refreshes in place.
             sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S  ") + text + "\n")
             sys.stdout.flush()

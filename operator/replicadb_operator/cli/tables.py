@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from replicadb_operator.cli.pooler_counts import PoolCounts
 from replicadb_operator.monitoring.status_model import human_bytes
 
 
@@ -39,7 +40,13 @@ def instances_table(status: Mapping[str, Any]) -> str:
     return table(rows)
 
 
-def render_status(name: str, namespace: str, obj: Mapping[str, Any]) -> str:
+def render_status(
+    name: str,
+    namespace: str,
+    obj: Mapping[str, Any],
+    pools: Mapping[str, PoolCounts | str] | None = None,
+) -> str:
+    """``pools``: each pooler's connection counts (see cli.pooler_counts), when read."""
     status = obj.get("status") or {}
     spec = obj.get("spec") or {}
     lines = [
@@ -69,6 +76,9 @@ def render_status(name: str, namespace: str, obj: Mapping[str, Any]) -> str:
             else "off"
         )
     )
+    for pool, counts in (pools or {}).items():
+        text = counts.describe() if isinstance(counts, PoolCounts) else counts
+        lines.append(f"  pooler {pool:<4} {text}")
     last = status.get("lastFailover")
     if last:
         lines.append(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from replicadb_operator.dataplane.failover_target import SyncMethod, SyncRequirement
+from replicadb_operator.dataplane.probe import ReplicationPeer
 
 
 class SyncMode(StrEnum):
@@ -72,3 +73,16 @@ def synchronous_standby_names(
     'ANY 1 ("a", "b")'
     """
     return format_standby_names(sync_requirement(settings, replicas, healthy))
+
+
+def required_sync_standbys(settings: SyncSettings) -> int:
+    """How many standbys the spec asks to confirm each commit (0 for asynchronous). Under
+    ``preferred`` durability the primary may run with fewer; this is what was asked for."""
+    return 0 if settings.mode is SyncMode.OFF else settings.num_sync
+
+
+def confirming_standbys(peers: Iterable[ReplicationPeer]) -> int:
+    """Standbys the primary counts towards a commit now: streaming and listed as ``sync``
+    (FIRST n) or ``quorum`` (ANY n) in ``pg_stat_replication``. A ``potential`` standby
+    confirms nothing until one of those drops out."""
+    return sum(1 for p in peers if p.state == "streaming" and p.sync_state in ("sync", "quorum"))

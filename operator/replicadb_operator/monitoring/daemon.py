@@ -23,7 +23,11 @@ from replicadb_operator.dataplane import instance_control
 from replicadb_operator.dataplane.config_files import SUPERUSER
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.probe import ProbeTimeouts
-from replicadb_operator.dataplane.sync_standbys import synchronous_standby_names
+from replicadb_operator.dataplane.sync_standbys import (
+    confirming_standbys,
+    required_sync_standbys,
+    synchronous_standby_names,
+)
 from replicadb_operator.failover import crash_points, decide, plan, steps, transitions
 from replicadb_operator.failover.record import Basis, FailoverRecord, Kind, Step
 from replicadb_operator.failover.recorded import RecordedTopology
@@ -62,6 +66,7 @@ class DatabaseDaemon:
         self.last_answered: dict[str, str] = {}
         self.reloader = ConfigReloader()
         self._password: tuple[float, str] | None = None
+        metrics.start_database(namespace, name)
 
     # -- helpers ---------------------------------------------------------------------------
     async def _superuser_password(self, db: DatabaseSpec) -> str:
@@ -194,16 +199,20 @@ class DatabaseDaemon:
         recorded: RecordedTopology,
     ) -> bool:
         reason = self.detector.verdict(db, snapshot, pod_map.get(snapshot.primary))
+        blocked = metrics.FAILOVER_BLOCKED.labels(self.namespace, self.name)
         if reason is None:
             if snapshot.primary_failures == 0 and status.get("failoverBlocked"):
                 await self.apply(transitions.unblock, "unblock")  # it answers again
+            blocked.set(0)  # nothing to replace
             return False
         decision = decide.failover_target(db, snapshot)
         if decision.target is None:
             if status.get("failoverBlocked") != decision.why:
                 await self.event("Warning", "FailoverBlocked", decision.why)
                 await self.apply(partial(transitions.block, reason=decision.why), "block")
+            blocked.set(1)
             return False
+        blocked.set(0)
         assert self.monitor is not None
         basis = Basis.PROBES if self.monitor.primary_seen_alive else Basis.RECORDED
         old = snapshot.primary
@@ -396,6 +405,18 @@ class DatabaseDaemon:
                 metrics.LAG_SECONDS.labels(db.namespace, db.name, name).set(lag.seconds or 0)
         if snapshot.primary_timeline is not None:
             metrics.TIMELINE.labels(db.namespace, db.name).set(snapshot.primary_timeline)
+        for name, probe in snapshot.probes.items():
+            labels = (db.namespace, db.name, name)
+            if name == snapshot.primary:
+                metrics.forget_series(metrics.REPLICA_STREAMING, *labels)
+            else:  # an unreachable replica streams nothing we know of
+                metrics.REPLICA_STREAMING.labels(*labels).set(1 if probe.streaming else 0)
+        primary = snapshot.probes.get(snapshot.primary)
+        if primary is not None and primary.is_primary:
+            confirming = confirming_standbys(primary.replication)
+            metrics.SYNC_STANDBYS.labels(db.namespace, db.name).set(confirming)
+        required = required_sync_standbys(db.replication)
+        metrics.SYNC_STANDBYS_REQUIRED.labels(db.namespace, db.name).set(required)
 
     async def close(self) -> None:
         if self.monitor is not None:

@@ -6,6 +6,8 @@ import contextlib
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from replicadb_operator.failover.record import Kind
+
 LABELS = ("namespace", "database", "instance")
 DB_LABELS = ("namespace", "database")
 
@@ -41,9 +43,41 @@ RECONCILE_SECONDS = Histogram(
 )
 RECONCILE_ERRORS = Counter("replicadb_reconcile_errors_total", "Failed reconciles", DB_LABELS)
 STATUS_WRITES = Counter("replicadb_status_writes_total", "Status patches sent", DB_LABELS)
+REPLICA_STREAMING = Gauge(
+    "replicadb_replica_streaming",
+    "1 when the replica's WAL receiver streams from the primary (replicas only)",
+    LABELS,
+)
+FAILOVER_BLOCKED = Gauge(
+    "replicadb_failover_blocked",
+    "1 while the failed primary cannot be replaced automatically (status.failoverBlocked)",
+    DB_LABELS,
+)
+SYNC_STANDBYS = Gauge(
+    "replicadb_sync_standbys",
+    "Standbys confirming commits now (pg_stat_replication sync_state sync or quorum)",
+    DB_LABELS,
+)
+SYNC_STANDBYS_REQUIRED = Gauge(
+    "replicadb_sync_standbys_required",
+    "Standbys spec.replication asks to confirm each commit (0 when asynchronous)",
+    DB_LABELS,
+)
+
+
+def start_database(namespace: str, database: str) -> None:
+    """Series that must exist before anything happens: a counter born at 1 on the first
+    failover has no earlier sample, so increase() and rate() would never see that failover."""
+    for kind in Kind:
+        FAILOVERS.labels(namespace, database, kind.value)
+    FAILOVER_BLOCKED.labels(namespace, database).set(0)
+
+
+def forget_series(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
 
 
 def forget_instance(namespace: str, database: str, instance: str) -> None:
-    for gauge in (LAG_BYTES, LAG_SECONDS, INSTANCE_UP, INSTANCE_IS_PRIMARY):
-        with contextlib.suppress(KeyError):
-            gauge.remove(namespace, database, instance)
+    for gauge in (LAG_BYTES, LAG_SECONDS, INSTANCE_UP, INSTANCE_IS_PRIMARY, REPLICA_STREAMING):
+        forget_series(gauge, namespace, database, instance)
