@@ -20,7 +20,14 @@ from e2e import kube
 from e2e import operator_support as ops
 from e2e.prometheus_server import Prometheus, running_prometheus
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # Prometheus runs on the host and scrapes pod addresses, which a kind host cannot reach.
+    pytest.mark.skipif(
+        os.environ.get("REPLICADB_E2E_PROVIDER") in ("docker", "podman"),
+        reason="the host's Prometheus cannot reach pod addresses on kind",
+    ),
+]
 
 NAME = "metered"
 SPEC = {
