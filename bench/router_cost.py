@@ -14,10 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 
+from bench import scaling_clients
 from bench.report import progress
-from bench.suite_runs import Client, run_threads
+from bench.suite_runs import run_threads
 from bench.workload import Mix, MixedWorkload, Operation
 from router_lib.async_router import AsyncRouter
 from router_lib.config import RouterConfig
@@ -48,38 +49,11 @@ def _sync_round(primary: str, replicas: tuple[str, ...], routed: bool, seconds: 
             router = Router(_config(primary, replicas))
             stack.callback(router.close)
             router.wait()
-
-            def make() -> Client:
-                def send(op: Operation) -> None:
-                    if op.is_read:
-                        router.query(op.sql, op.params)
-                    else:
-                        router.execute(op.sql, op.params)
-
-                return send
+            make = scaling_clients.routed(router)
         else:
-            pools = []
-            for dsn in (primary, *replicas):
-                pool = ConnectionPool(
-                    dsn, min_size=CLIENTS, max_size=CLIENTS, kwargs={"autocommit": True}
-                )
-                stack.callback(pool.close)
-                pool.wait(30)
-                pools.append(pool)
-            writes, reads = pools[0], pools[1:]
-            turns = itertools.count()
-
-            def make() -> Client:
-                def send(op: Operation) -> None:
-                    if op.is_read:
-                        with reads[next(turns) % len(reads)].connection() as conn:
-                            conn.execute(op.sql, op.params).fetchall()
-                    else:
-                        with writes.connection() as conn:
-                            conn.execute(op.sql, op.params)
-
-                return send
-
+            writes = scaling_clients.open_pool(stack, primary, CLIENTS)
+            reads = [scaling_clients.open_pool(stack, dsn, CLIENTS) for dsn in replicas]
+            make = scaling_clients.pooled(reads, writes)
         samples, window = run_threads(make, CLIENTS, seconds, min(1.0, seconds / 3), MIX, SEED)
     return len(samples.latencies_s) / window
 

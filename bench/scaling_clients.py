@@ -61,7 +61,7 @@ class ClientResult:
 Send = Callable[[Operation], None]
 
 
-def _pool(stack: ExitStack, dsn: str, size: int, prepare: bool = True) -> ConnectionPool:
+def open_pool(stack: ExitStack, dsn: str, size: int, prepare: bool = True) -> ConnectionPool:
     kwargs: dict[str, object] = {"autocommit": True}
     if not prepare:
         kwargs["prepare_threshold"] = None  # PgBouncer in transaction mode
@@ -71,7 +71,7 @@ def _pool(stack: ExitStack, dsn: str, size: int, prepare: bool = True) -> Connec
     return pool
 
 
-def _pooled(
+def pooled(
     reads: list[ConnectionPool], writes: ConnectionPool, primary_weight: float = 0.0
 ) -> Callable[[], Send]:
     """Reads round-robin over ``reads``, and to the primary for its share (the router's
@@ -98,7 +98,7 @@ def _pooled(
     return make
 
 
-def _routed(router: Router) -> Callable[[], Send]:
+def routed(router: Router) -> Callable[[], Send]:
     def make() -> Send:
         def send(operation: Operation) -> None:
             if operation.is_read:
@@ -114,15 +114,14 @@ def _routed(router: Router) -> Callable[[], Send]:
 def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
     size = job.threads
     if job.variant == "plain":
-        writes = _pool(stack, job.primary, size)
+        writes = open_pool(stack, job.primary, size)
         if not job.replicas:
-            return _pooled([writes], writes)
-        reads = [_pool(stack, dsn, size) for dsn in job.replicas]
-        return _pooled(reads, writes, job.primary_read_weight)
+            return pooled([writes], writes)
+        reads = [open_pool(stack, dsn, size) for dsn in job.replicas]
+        return pooled(reads, writes, job.primary_read_weight)
     if job.variant == "pooler":
-        return _pooled([_pool(stack, job.pooler_ro, size, prepare=False)], _pool(
-            stack, job.primary, size
-        ))  # fmt: skip
+        reads = [open_pool(stack, job.pooler_ro, size, prepare=False)]
+        return pooled(reads, open_pool(stack, job.primary, size))
     cache = (
         CacheConfig(mode="memory", ttl_s=30, max_entries=MIX.rows * 2, by_default=True)
         if job.variant == "router_cache"
@@ -143,7 +142,7 @@ def open_variant(stack: ExitStack, job: ClientJob) -> Callable[[], Send]:
     )
     stack.callback(router.close)
     router.wait()
-    return _routed(router)
+    return routed(router)
 
 
 def run_job(job: ClientJob) -> ClientResult:
