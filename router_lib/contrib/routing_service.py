@@ -11,8 +11,9 @@ per process, shared by every connection, thread and alias that names the same da
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -21,9 +22,11 @@ from router_lib.conninfo import ConnectionSettings
 from router_lib.consistency import Consistency, parse_consistency
 from router_lib.endpoints import Topology
 from router_lib.errors import ConfigurationError
+from router_lib.execution_base import poll_delay
 from router_lib.health import EndpointState
 from router_lib.lag_probe import LagProbe, ProbeHooks
 from router_lib.router_core import RouterCore, source_for
+from router_lib.routing import ReadChoice
 from router_lib.sources import TopologySource
 
 _CONFIG_FIELDS = frozenset(f.name for f in fields(RouterConfig))
@@ -101,6 +104,36 @@ class RoutingService:
         self.core.metrics.query(target, reason)
         if fallback:
             self.core.metrics.fallback(reason)
+
+    def replayed(
+        self,
+        state: EndpointState,
+        choice: ReadChoice,
+        read_replay: Callable[[], int],
+        pause: Callable[[float], None] = time.sleep,
+    ) -> bool:
+        """Has the replica replayed ``choice.required_lsn``, as ``read_replay`` reads it on
+        the connection the read will use? With ``may_wait`` (read-your-writes), polled up to
+        ``ryw_wait_s``, pausing with ``pause`` between polls."""
+        config = self.config
+        waiting_since = 0.0
+        polls = 0
+        while True:
+            sent_at = time.monotonic()
+            lsn = read_replay()
+            state.note_replay(lsn, sent_at)
+            if lsn >= choice.required_lsn:
+                return True
+            now = time.monotonic()
+            if not choice.may_wait or config.ryw_wait_s <= 0:
+                return False
+            if not waiting_since:
+                waiting_since = now
+                self.core.metrics.ryw_waits.inc()
+            elif now - waiting_since >= config.ryw_wait_s:
+                return False
+            pause(poll_delay(polls, config.ryw_poll_s))
+            polls += 1
 
     def probe_now(self) -> None:
         if self._probe is not None:

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 from router_lib.consistency import Consistency, SessionState
 from router_lib.contrib.routing_service import RoutingService
 from router_lib.endpoints import Endpoint, Role
-from router_lib.execution_base import REPLAY_SQL, poll_delay
+from router_lib.execution_base import REPLAY_SQL
 from router_lib.failures import ReadAction, is_broken, read_action
 from router_lib.health import EndpointState, known_replay
 from router_lib.read_attempts import ReadAttempts
@@ -158,28 +158,15 @@ class ReplicaReads:
     def _replayed(self, link: ReplicaConnection, state: EndpointState, choice: ReadChoice) -> bool:
         """Has the replica replayed ``choice.required_lsn``? Asked on the connection the
         read will use; with ``may_wait`` (read-your-writes), polled up to ``ryw_wait_s``."""
-        config = self._service.config
-        waiting_since = 0.0
-        polls = 0
-        while True:
-            sent_at = time.monotonic()
+
+        def read_replay() -> int:
             with link.connection.cursor() as cursor:  # raw: not one of the app's queries
                 row = cursor.execute(REPLAY_SQL).fetchone()
             lsn = parse_lsn(row[0]) if row is not None and row[0] else 0
             link.confirmed_lsn = max(link.confirmed_lsn, lsn)
-            state.note_replay(lsn, sent_at)
-            if lsn >= choice.required_lsn:
-                return True
-            now = time.monotonic()
-            if not choice.may_wait or config.ryw_wait_s <= 0:
-                return False
-            if not waiting_since:
-                waiting_since = now
-                self._service.core.metrics.ryw_waits.inc()
-            elif now - waiting_since >= config.ryw_wait_s:
-                return False
-            time.sleep(poll_delay(polls, config.ryw_poll_s))
-            polls += 1
+            return lsn
+
+        return self._service.replayed(state, choice, read_replay)
 
     def close_if_unusable_or_obsolete(self) -> None:
         for link in self._links.values():

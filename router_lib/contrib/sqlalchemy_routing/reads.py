@@ -22,7 +22,7 @@ from router_lib.consistency import Consistency
 from router_lib.contrib.sqlalchemy_routing.database import RoutedDatabase
 from router_lib.contrib.sqlalchemy_routing.engines import PooledReplay
 from router_lib.endpoints import Role
-from router_lib.execution_base import REPLAY_SQL, poll_delay
+from router_lib.execution_base import REPLAY_SQL
 from router_lib.failures import ReadAction, read_action
 from router_lib.health import EndpointState, known_replay
 from router_lib.read_attempts import ReadAttempts
@@ -102,23 +102,10 @@ def _replayed(
 ) -> bool:
     """Has the replica replayed ``choice.required_lsn``, as seen on ``conn``? With
     ``may_wait`` (read-your-writes), polled up to ``ryw_wait_s``."""
-    config = db.config
-    waiting_since = 0.0
-    polls = 0
-    while True:
-        sent_at = time.monotonic()
+
+    def read_replay() -> int:
         lsn = _replay_position(conn)
         replay.confirm(lsn)
-        state.note_replay(lsn, sent_at)
-        if lsn >= choice.required_lsn:
-            return True
-        now = time.monotonic()
-        if not choice.may_wait or config.ryw_wait_s <= 0:
-            return False
-        if not waiting_since:
-            waiting_since = now
-            db.service.core.metrics.ryw_waits.inc()
-        elif now - waiting_since >= config.ryw_wait_s:
-            return False
-        _pause(poll_delay(polls, config.ryw_poll_s))
-        polls += 1
+        return lsn
+
+    return db.service.replayed(state, choice, read_replay, _pause)
