@@ -35,7 +35,8 @@ class FailoverRun:
     rto_s: float
     lost_acknowledged_writes: int
     dual_primary_samples: int
-    rejoin_s: float
+    rejoin_s: float  # from the fault to the former primary streaming as a replica
+    rejoin_after_failover_s: float  # from the new primary's first write to the same
     acknowledged: int
     statuses_seen: list[str] = field(default_factory=list)
 
@@ -124,6 +125,7 @@ def measure_failover(
         lost_acknowledged_writes=int(result["lost_acknowledged_writes"]),
         dual_primary_samples=int(result["dual_primary_samples"]),
         rejoin_s=rejoined_at - faulted_at,
+        rejoin_after_failover_s=rejoined_at - first,
         acknowledged=int(result["acknowledged"]),
         statuses_seen=seen,
     )

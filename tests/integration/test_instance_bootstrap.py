@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -42,6 +43,7 @@ class Pods:
     def __init__(self, base: Path, run_as: RunAs | None) -> None:
         self.base, self.run_as = base, run_as
         self.log: list[str] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
         block = find_free_block(len(PODS))
         self.hosts = {name: block.instance(i) for i, name in enumerate(PODS)}
         self.config, self.secrets = base / "config", base / "secrets"
@@ -96,6 +98,13 @@ class Pods:
         )
         return decision.action
 
+    def spawn_as_postgres(self, args: list[str]) -> subprocess.Popen[bytes]:
+        uid = None if self.run_as is None else self.run_as.uid
+        gid = None if self.run_as is None else self.run_as.gid
+        process = subprocess.Popen(args, user=uid, group=gid)
+        self.processes.append(process)
+        return process
+
     def stop(self, name: str, mode: str = "fast") -> None:
         data = self.settings(name).pgdata
         if datadir.postmaster_pid(data) is not None:
@@ -119,6 +128,9 @@ def pods(pg_user: RunAs | None) -> Iterator[Pods]:
     finally:
         for name in PODS:
             made.stop(name, "immediate")
+        for process in made.processes:
+            process.kill()
+            process.wait()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -146,6 +158,12 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     # Failover: the primary dies, the operator promotes the replica and records it.
     execute(pods.dsn(primary, "app", "app"), "INSERT INTO items VALUES (2)")
     pods.stop(primary, "immediate")
+    # Killed in a container, its postmaster (PID 1 there) left its postmaster.pid, naming a
+    # PID that is alive again under the same user: the replacement's entrypoint.
+    pid_file = pods.settings(primary).pgdata / "postmaster.pid"
+    entrypoint = pods.spawn_as_postgres(["sleep", "60"])
+    pid_file.write_text(f"{entrypoint.pid}\n{pid_file.parent}\n")
+    pods.own(pid_file)
     asyncio.run(instance_control.promote(pods.dsn(replica)))
     execute(pods.dsn(replica, "app", "app"), "INSERT INTO items VALUES (3)")
     failed_over = ClusterView(target_primary=replica, current_primary=replica, initialized=True)
@@ -159,7 +177,8 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
 
     # The former primary comes back: it must not accept writes; it rewinds and follows.
     assert pods.boot(primary, failed_over) is BootstrapAction.REWIND_AND_FOLLOW
-    assert "pg_rewind: pages copied" in pods.log
+    assert "pg_rewind: pages copied" in pods.log  # a rewind, not a clone
+    assert any("removed the postmaster.pid of a killed postgres" in m for m in pods.log)
     assert scalar(pods.dsn(primary), "SELECT pg_is_in_recovery()") is True
     eventually(
         lambda: (

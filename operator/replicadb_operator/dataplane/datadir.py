@@ -245,3 +245,17 @@ def postmaster_pid(datadir: Path) -> int | None:
         return int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
     except (FileNotFoundError, ValueError):
         return None
+
+
+def remove_stale_pid_file(datadir: Path) -> int | None:
+    """Remove the postmaster.pid a killed postgres left; return the PID it named. Only for a
+    caller that knows no postgres runs on ``datadir`` (the instance's data lock).
+
+    A killed container's postmaster was its PID 1, and so is the entrypoint of the container
+    that replaces it: postgres itself ignores a lock file naming its own PID, but pg_rewind's
+    single-user recovery runs as a child, sees PID 1 alive under its own user, refuses ("lock
+    file already exists"), and the rewind falls back to a full clone of the new primary."""
+    pid = postmaster_pid(datadir)
+    if pid is not None:
+        (datadir / "postmaster.pid").unlink(missing_ok=True)
+    return pid

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -59,7 +60,17 @@ def hold_data_lock(path: Path, wait_s: float = LOCK_WAIT_S) -> int:
     return fd
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    # Until it execs postgres this process is the container's PID 1, which the kernel spares
+    # from any signal without a handler: without these, a deleted pod's container would hold
+    # the data lock through its whole grace period, delaying its replacement. The image's
+    # STOPSIGNAL is SIGINT (postgres' fast shutdown); SIGTERM is handled the same.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
     settings = InstanceSettings.from_env()
     settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
     hold_data_lock(settings.pgdata.parent / ".replicadb-instance.lock")

@@ -164,6 +164,8 @@ def prepare_instance(
     run_as: RunAs | None = None,
     bindir: Path | None = None,
 ) -> BootstrapDecision:
+    """The caller holds the data directory's lock (entrypoint.hold_data_lock): no postgres
+    runs on this data, so a postmaster.pid in it is a killed server's."""
     bindir = bindir or datadir.find_bindir()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if run_as is not None:
@@ -171,6 +173,9 @@ def prepare_instance(
     _write_private(settings.passfile, settings.passfile_text(), run_as)
     decision = bootstrap_decision(settings, view)
     log(f"bootstrap: {decision.action.value} ({decision.reason})")
+    stale = datadir.remove_stale_pid_file(settings.pgdata)
+    if stale is not None:
+        log(f"removed the postmaster.pid of a killed postgres (PID {stale})")
     source = view.current_primary or view.target_primary
     follow = source if source and source != settings.name else None
 
