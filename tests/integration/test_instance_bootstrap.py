@@ -68,7 +68,9 @@ class Pods:
         if self.run_as is not None:
             self.run_as.chown(path)
 
-    def settings(self, name: str) -> InstanceSettings:
+    def settings(self, name: str, names_resolve: bool = True) -> InstanceSettings:
+        """``names_resolve=False``: peers only by a DNS name that never resolves (``.invalid``),
+        so that only the addresses in the status can reach them."""
         pod = self.base / name
         if not pod.exists():
             pod.mkdir(mode=0o700)
@@ -81,13 +83,13 @@ class Pods:
             config_dir=self.config,
             secrets_dir=self.secrets,
             run_dir=pod / "run",
-            peer_domain="unused",
+            peer_domain="unused" if names_resolve else "peers.invalid",
             listen_addresses=self.hosts[name],
-            peer_hosts=self.hosts,
+            peer_hosts=self.hosts if names_resolve else {},
         )
 
-    def boot(self, name: str, view: ClusterView) -> BootstrapAction:
-        settings = self.settings(name)
+    def boot(self, name: str, view: ClusterView, names_resolve: bool = True) -> BootstrapAction:
+        settings = self.settings(name, names_resolve)
         decision = prepare_instance(settings, view, self.log.append, self.run_as)
         datadir.pg_ctl_start(
             datadir.find_bindir(),
@@ -166,7 +168,12 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     pods.own(pid_file)
     asyncio.run(instance_control.promote(pods.dsn(replica)))
     execute(pods.dsn(replica, "app", "app"), "INSERT INTO items VALUES (3)")
-    failed_over = ClusterView(target_primary=replica, current_primary=replica, initialized=True)
+    failed_over = ClusterView(
+        target_primary=replica,
+        current_primary=replica,
+        initialized=True,
+        addresses={replica: pods.hosts[replica]},
+    )
 
     # Had it restarted on its own before the operator recorded that, it would have waited for
     # the operator's failure detection, then read the decision again, and seen the failover.
@@ -175,8 +182,9 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     )
     assert (held, seen) == ([3.0], failed_over)
 
-    # The former primary comes back: it must not accept writes; it rewinds and follows.
-    assert pods.boot(primary, failed_over) is BootstrapAction.REWIND_AND_FOLLOW
+    # The former primary comes back: it must not accept writes; it rewinds and follows, at the
+    # address the status gives (its peers' names resolve to nothing here).
+    assert pods.boot(primary, failed_over, names_resolve=False) is BootstrapAction.REWIND_AND_FOLLOW
     assert "pg_rewind: pages copied" in pods.log  # a rewind, not a clone
     assert any("removed the postmaster.pid of a killed postgres" in m for m in pods.log)
     assert scalar(pods.dsn(primary), "SELECT pg_is_in_recovery()") is True
@@ -186,8 +194,9 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
         ),
         what="former primary replays the new primary's write",
     )
+    # Streaming by a name that resolves nowhere: reached at the status' address.
     sender = scalar(pods.dsn(primary), "SELECT sender_host FROM pg_stat_wal_receiver")
-    assert sender == pods.hosts[replica]
+    assert sender == f"{replica}.peers.invalid"
 
 
 def test_designated_primary_with_empty_data_in_an_initialized_cluster_refuses(

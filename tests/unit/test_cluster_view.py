@@ -36,3 +36,16 @@ def test_failure_detection_time_comes_from_the_spec_or_the_defaults() -> None:
     assert view.failure_detection_s == 2 * (3 + 1) + 1
     assert view.target_primary == "a"
     assert ClusterView.from_object({}).failure_detection_s == 1 * (2 + 1) + 1
+
+
+def test_addresses_come_from_the_status_instances() -> None:
+    view = ClusterView.from_status(
+        {
+            "instances": [
+                {"name": "db-primary-0", "address": "10.0.0.7"},
+                {"name": "db-replica-0"},  # not probed yet: no address
+                "odd",
+            ]
+        }
+    )
+    assert view.addresses == {"db-primary-0": "10.0.0.7"}

@@ -33,11 +33,17 @@ def primary_conninfo(
 
 
 def superuser_conninfo(
-    host: str, port: int, passfile: str, dbname: str = "postgres", sslmode: str = "prefer"
+    host: str,
+    port: int,
+    passfile: str,
+    dbname: str = "postgres",
+    sslmode: str = "prefer",
+    hostaddr: str | None = None,
 ) -> str:
     """For pg_rewind's --source-server and pg_basebackup (rewind needs a superuser)."""
     return make_conninfo(
         host=host,
+        hostaddr=hostaddr,
         port=port,
         user=SUPERUSER,
         dbname=dbname,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from replicadb_operator.spec import parse_spec
@@ -25,6 +25,8 @@ class ClusterView:
     initialized: bool
     # How long the operator needs to notice a primary gone: probes x (threshold + 1) + 1 s.
     failure_detection_s: float = 0.0
+    # Instance name -> the pod address it last answered at (status.instances[].address).
+    addresses: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> ClusterView:
@@ -33,6 +35,11 @@ class ClusterView:
             target_primary=status.get("targetPrimary") or None,
             current_primary=status.get("primary") or None,
             initialized=bool(status.get("initialized")),
+            addresses={
+                str(i["name"]): str(i["address"])
+                for i in status.get("instances") or []
+                if isinstance(i, Mapping) and i.get("name") and i.get("address")
+            },
         )
 
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -167,6 +168,7 @@ def prepare_instance(
     """The caller holds the data directory's lock (entrypoint.hold_data_lock): no postgres
     runs on this data, so a postmaster.pid in it is a killed server's."""
     bindir = bindir or datadir.find_bindir()
+    settings = replace(settings, peer_addresses=view.addresses)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if run_as is not None:
         run_as.chown(settings.run_dir)

@@ -43,6 +43,10 @@ class InstanceSettings:
     sslmode: str = "prefer"
     # Tests outside Kubernetes map instance names to addresses instead of DNS.
     peer_hosts: Mapping[str, str] = field(default_factory=dict)
+    # Where each instance last answered, from the status (ClusterView.addresses): dialled
+    # as libpq's hostaddr, with the DNS name kept as host. Cluster DNS serves a recreated
+    # pod's old address for up to 30 s, and a failover's new primary is often one.
+    peer_addresses: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> InstanceSettings:
@@ -77,12 +81,21 @@ class InstanceSettings:
 
     def follow_conninfo(self, primary: str) -> str:
         return primary_conninfo(
-            self.host_of(primary), self.port, self.name, str(self.passfile), self.sslmode
+            self.host_of(primary),
+            self.port,
+            self.name,
+            str(self.passfile),
+            self.sslmode,
+            hostaddr=self.peer_addresses.get(primary),
         )
 
     def rewind_source(self, primary: str) -> str:
         return superuser_conninfo(
-            self.host_of(primary), self.port, str(self.passfile), sslmode=self.sslmode
+            self.host_of(primary),
+            self.port,
+            str(self.passfile),
+            sslmode=self.sslmode,
+            hostaddr=self.peer_addresses.get(primary),
         )
 
     def passfile_text(self) -> str:
