@@ -72,7 +72,7 @@ test: deps lint typecheck ## the test command: install, lint, typecheck, run eve
 	$(MAKE) --no-print-directory cluster-build  # kube-apiserver for tests/apiserver (cached)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(MAKE) orm-suites-reduced
-	$(MAKE) e2e-ci
+	$(MAKE) e2e-ci E2E_TESTS="$(E2E_LOCAL_CI_TESTS)"
 	$(MAKE) e2e-kind
 
 .PHONY: apiserver-tests
