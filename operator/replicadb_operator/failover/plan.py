@@ -116,13 +116,21 @@ async def fence(ctx: PlanContext, record: FailoverRecord) -> Status:
     await _label(ctx, record.old, names.ROLE_FENCED)
     old = _old_dsns(ctx, record)
     mode = "fast" if record.kind is Kind.SWITCHOVER else "immediate"
+    stopping = asyncio.gather(*(steps.stop_postgres(dsn, mode) for dsn in old))
     if record.kind is Kind.SWITCHOVER:
         # Followers cut off while they still stream: one whose WAL receiver is down (its
         # primary shut down) when it is repointed can sleep through the change; seen below
         # the cluster when the operator died between stopping the old primary and repointing.
         await steps.detach_replicas({n: d for n, d in ctx.dsns.items() if n not in
                                      (record.old, record.target)})  # fmt: skip
-    stopped = await asyncio.gather(*(steps.stop_postgres(dsn, mode) for dsn in old))
+        stopped = await stopping
+    else:
+        # Every replica is cut off the old primary while it is being stopped, not after:
+        # whatever still runs there gets no synchronous acknowledgement from then on, and the
+        # failover does not wait for the stop attempts to time out first (a primary cut off
+        # the network answers nobody). _choose_again detaches again, after a resume.
+        others = {n: d for n, d in ctx.dsns.items() if n != record.old}
+        stopped, _ = await asyncio.gather(stopping, steps.detach_replicas(others))
     pod = ctx.pod_map.get(record.old)
     pod_dsn = ctx.dsns.get(record.old)
     stopped_in_pod = pod_dsn is not None and stopped[old.index(pod_dsn)]

@@ -79,7 +79,7 @@ async def stop_postgres(dsn: str | None, mode: str = "immediate") -> bool:
     if dsn is None:
         return False
     try:
-        async with instance_control.admin_connection(dsn, connect_timeout_s=0.5) as conn:
+        async with instance_control.admin_connection(dsn, connect_timeout_s=0.3) as conn:
             await conn.execute(STOP_ITSELF.format(mode=mode))
     except (OSError, TimeoutError, psycopg.Error) as exc:
         return "terminat" in str(exc) or "closed" in str(exc) or "shut" in str(exc)
