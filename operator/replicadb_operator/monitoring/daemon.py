@@ -167,8 +167,9 @@ class DatabaseDaemon:
             except transitions.Refused as exc:  # status moved on: decide again next round
                 log.info("%s: roll step refused (%s)", db.name, exc)
                 return
-            if FailoverRecord.from_status(self.writer.status) is not None:
-                return  # the roll switched over: the summary waits for the next round
+            after = self.writer.status
+            if FailoverRecord.from_status(after) is not None or after.get("primary") != primary:
+                return  # the roll switched over: this round's probes are of the old topology
         await self._write_summary(db, self.writer.status, snapshot, pod_map, rolling)
 
     # -- failover and switchover: decided here, carried out by failover.plan ---------------
