@@ -118,6 +118,11 @@ bench-failover: deps ## 5 failovers per fault kind on the local cluster -> .benc
 	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.failover; \
 	else e2e/cluster/e2e-ci.sh $(PY) -m bench.failover; fi
 
+.PHONY: bench-rolling-update
+bench-rolling-update: deps ## an image change and a restart-only parameter rolled under a writer on the local cluster -> .bench/rolling_update.json
+	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.rolling_update; \
+	else e2e/cluster/e2e-ci.sh $(PY) -m bench.rolling_update; fi
+
 .PHONY: bench-operator-crash
 bench-operator-crash: deps cluster-build ## operator killed after every failover/switchover step (apiserver layer) -> .bench/operator_crash.json
 	$(PY) -m bench.operator_crash

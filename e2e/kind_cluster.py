@@ -44,6 +44,10 @@ PODMAN_SUBNET = "10.250.0.0/24"
 ZONES = int(os.environ.get("REPLICADB_KIND_ZONES", "3"))
 INSTANCE_IMAGE = os.environ.get("REPLICADB_INSTANCE_IMAGE", "localhost/replicadb/instance:dev")
 OPERATOR_IMAGE = os.environ.get("REPLICADB_OPERATOR_IMAGE", "localhost/replicadb/operator:dev")
+# The instance image under a second tag: a rolling update's "new image" (a tag, not a copy).
+INSTANCE_NEXT_IMAGE = os.environ.get(
+    "REPLICADB_INSTANCE_NEXT_IMAGE", "localhost/replicadb/instance:dev-next"
+)
 KUBECONFIG = STATE / "kubeconfig"
 REPORT = ROOT / ".bench" / "e2e_kind.json"
 
@@ -162,11 +166,14 @@ def prepare_images(provider: Provider) -> tuple[str, list[Path]]:
             subprocess.run(
                 ["docker", "build", "-f", dockerfile, "-t", ref, "."], cwd=ROOT, check=True
             )
+        subprocess.run(["docker", "tag", INSTANCE_IMAGE, INSTANCE_NEXT_IMAGE], check=True)
         STATE.mkdir(parents=True, exist_ok=True)
         archive = STATE / "images.tar"
         subprocess.run(
-            ["docker", "save", "-o", str(archive), INSTANCE_IMAGE, OPERATOR_IMAGE], check=True
-        )
+            ["docker", "save", "-o", str(archive), INSTANCE_IMAGE, INSTANCE_NEXT_IMAGE,
+             OPERATOR_IMAGE],
+            check=True,
+        )  # fmt: skip
         return os.environ.get("KIND_NODE_IMAGE", STOCK_NODE_IMAGE), [archive]
     step("images and the kind node image (e2e/cluster/kind-image.sh; cached by inputs)")
     subprocess.run([str(ROOT / "e2e" / "cluster" / "kind-image.sh")], check=True)
@@ -219,6 +226,8 @@ def up() -> Provider:
         for archive in archives:
             step(f"kind load image-archive {archive.name}")
             kind(provider, "load", "image-archive", "--name", CLUSTER, str(archive))
+        if provider.name == "podman":
+            tag_next_instance_image(provider)
         wait_ready()
     except BaseException:
         if os.environ.get("REPLICADB_KIND_KEEP") != "1":  # 1: keep a failed cluster to look at
@@ -226,6 +235,21 @@ def up() -> Provider:
         raise
     step(f"kind cluster up in {time.monotonic() - started:.0f} s; KUBECONFIG={KUBECONFIG}")
     return provider
+
+
+def tag_next_instance_image(provider: Provider) -> None:
+    """The instance image under its second tag in every node's containerd: metadata only,
+    no layer is copied. (Docker's archive carries both tags already.)"""
+    nodes = subprocess.run(
+        [kind_binary(), "get", "nodes", "--name", CLUSTER],
+        env=provider.env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    step(f"tagging {INSTANCE_IMAGE} as {INSTANCE_NEXT_IMAGE} on {len(nodes)} nodes")
+    for node in nodes:
+        provider.run(
+            "exec", node, "ctr", "--namespace", "k8s.io", "images", "tag", "--force",
+            INSTANCE_IMAGE, INSTANCE_NEXT_IMAGE,
+        )  # fmt: skip
 
 
 def use_node_address(provider: Provider) -> None:

@@ -112,6 +112,9 @@ COREDNS_IMAGE=localhost/replicadb/coredns:$COREDNS_VERSION
 LOCAL_PATH_IMAGE=localhost/replicadb/local-path-provisioner:$LOCAL_PATH_VERSION
 INSTANCE_IMAGE=${REPLICADB_INSTANCE_IMAGE:-localhost/replicadb/instance:dev}
 OPERATOR_IMAGE=${REPLICADB_OPERATOR_IMAGE:-localhost/replicadb/operator:dev}
+# The instance image under a second tag, for rolling updates in e2e: tagged in containerd
+# after import (images.sh), never built or stored twice.
+INSTANCE_NEXT_IMAGE=${REPLICADB_INSTANCE_NEXT_IMAGE:-localhost/replicadb/instance:dev-next}
 
 # buildah keeps its images and layer cache beside the other caches; its run-time state lives
 # under /run so that down.sh can drop it together with any mount a killed build left.

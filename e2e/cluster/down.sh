@@ -30,9 +30,11 @@ our_pids() {
     pid=${dir#/proc/}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
     exe=$(readlink "$dir/exe" 2>/dev/null || true)
+    # Only processes of this cluster (their command lines name its folders): the layer below
+    # the cluster (tests/apiserver) runs the same kube-apiserver binary, from /tmp, and may
+    # be running for somebody else right now.
     case $exe in
-    "$BIN_DIR"/* | "$ADDON_BIN_DIR"/*) echo "$pid" ;;
-    */containerd | */containerd-shim-runc-v2 | */runc | */etcd)
+    "$BIN_DIR"/* | "$ADDON_BIN_DIR"/* | */containerd | */containerd-shim-runc-v2 | */runc | */etcd)
       cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline" || true)
       case $cmdline in
       *"$STATE_DIR"* | *"$RUN_DIR"*) echo "$pid" ;;

@@ -178,6 +178,10 @@ import_all() {
     run_logged "import of $ref into containerd" "$LOG_DIR/image-import.log" ctr_ images import "$tar"
     touch "$mark"
   done <"$IMAGE_CACHE/built.list"
+  # The instance image's second tag (rolling updates in e2e): a name, no layers copied.
+  if ctr_ images ls -q "name==$INSTANCE_IMAGE" | grep -qxF "$INSTANCE_IMAGE"; then
+    ctr_ images tag --force "$INSTANCE_IMAGE" "$INSTANCE_NEXT_IMAGE" >/dev/null
+  fi
   # Marks of archives that are no longer built name nothing.
   for mark in "$IMPORTED_DIR"/*; do
     [[ -e $mark ]] || continue

@@ -16,6 +16,7 @@ import yaml
 from replicadb_operator import spec as defaults
 from replicadb_operator.dataplane.sync_standbys import Durability, SyncMode
 from replicadb_operator.failover.record import Basis, Kind, Step
+from replicadb_operator.updates.roll import State
 
 GROUP = "replicadb.io"
 VERSION = "v1alpha1"
@@ -79,6 +80,7 @@ PB = defaults.PoolerSpec()
 MON = defaults.MonitoringSpec()
 CRED = defaults.Credentials()
 PLACE = defaults.Placement()
+UPD = defaults.UpdatesSpec()
 
 RESOURCE_LIST: Schema = {
     "type": "object",
@@ -104,7 +106,7 @@ SPEC: Schema = obj(
                 "version": enum("PostgreSQL major version of the image.", ["15"], PG.version),
                 "parameters": string_map(
                     "postgresql.conf parameters; reloaded where PostgreSQL allows, otherwise a "
-                    "rolling restart, replicas first."
+                    "rolling update (spec.updates): replicas first, then a switchover."
                 ),
                 "resources": obj(
                     "Compute resources of each instance container.",
@@ -246,6 +248,41 @@ SPEC: Schema = obj(
             },
             default={},
         ),
+        "updates": obj(
+            "How a change of the pod template (image, resources, restart-only parameters) "
+            "reaches the running instances: replicas one at a time, then the primary.",
+            {
+                "primaryUpdateMethod": enum(
+                    "switchover: to an updated replica, then the former primary is updated; "
+                    "restart: the primary restarts in place (writes stop meanwhile).",
+                    [m.value for m in defaults.PrimaryUpdateMethod],
+                    UPD.primary_update_method.value,
+                ),
+                "primaryUpdateStrategy": enum(
+                    "unsupervised: the operator updates the primary; supervised: it waits "
+                    "(condition Updating, reason WaitingForSwitchover) for `kubectl replicadb "
+                    "switchover` or `promote`.",
+                    [s.value for s in defaults.PrimaryUpdateStrategy],
+                    UPD.primary_update_strategy.value,
+                ),
+            },
+            default={},
+        ),
+        "readOnly": obj(
+            "The read-only Service (and pooler): a replica further behind than these bounds "
+            "leaves it until it catches up (label replicadb.io/lag=over-bound). Unset: no bound.",
+            {
+                "maxLagBytes": integer(
+                    "WAL bytes a replica may not have replayed.", None, 0, 2**40
+                ),
+                "maxLagSeconds": {
+                    "type": "number",
+                    "description": "Seconds a replica may be behind the primary.",
+                    "minimum": 0,
+                    "maximum": 86400,
+                },
+            },
+        ),
         "tls": obj(
             "TLS for PostgreSQL and PgBouncer.",
             {
@@ -311,6 +348,33 @@ FAILOVER_STATUS: Schema = obj(
     },
     required=["kind", "from", "to"],
 )
+ROLLING_STATUS: Schema = obj(
+    "Where the pods stand against the StatefulSets' pod template; written only through the "
+    "operator's transitions.",
+    {
+        "revision": string("The pod template's hash (pods carry it as replicadb.io/revision)."),
+        "updatedInstances": {
+            "type": "array",
+            "description": "Instances on that revision.",
+            "items": {"type": "string"},
+        },
+        "outdatedInstances": {
+            "type": "array",
+            "description": "Instances still to update.",
+            "items": {"type": "string"},
+        },
+        "state": _values("What the roll does or waits for.", [s.value for s in State]),
+        "message": string("Why, in words."),
+        "primaryRestart": obj(
+            "The primary restarting in place (primaryUpdateMethod: restart): no failover.",
+            {
+                "pod": string("The primary's pod."),
+                "uid": string("The pod's uid before the restart."),
+                "since": string("When it was deleted.", format="date-time"),
+            },
+        ),
+    },
+)
 STATUS: Schema = {
     "type": "object",
     "description": "Observed state; the single record of who the primary is.",
@@ -321,6 +385,7 @@ STATUS: Schema = {
         "targetPrimary": string("The instance meant to be primary (differs during a plan)."),
         "failoverBlocked": string("Why the failed primary cannot be replaced automatically."),
         "failover": FAILOVER_STATUS,
+        "rollingUpdate": ROLLING_STATUS,
         "lastFailover": {
             "type": "object",
             "description": "The last completed failover or switchover.",

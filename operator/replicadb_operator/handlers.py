@@ -103,8 +103,8 @@ def reconcile_and_patch(
         patch.status["observedGeneration"] = meta.get("generation")
 
 
-# Besides changes of the object: a rolling restart goes on (replicas first, then the primary)
-# with no change to react to, and objects deleted by hand come back.
+# Besides changes of the object: objects deleted by hand come back. (Rolls of the pods are
+# the monitor's, each probe interval: see updates/.)
 @kopf.timer(*RESOURCE, interval=30.0, initial_delay=30.0)
 def reconcile_periodically(
     name: str,

@@ -16,9 +16,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from replicadb_operator import tls_material
-from replicadb_operator.builders import names, statefulsets, tls
+from replicadb_operator.builders import names, tls
 from replicadb_operator.builders import secrets as secret_builders
-from replicadb_operator.builders.configmaps import restart_parameters_hash
 from replicadb_operator.builders.desired import desired_objects, pooler_objects
 from replicadb_operator.failover import transitions
 from replicadb_operator.failover.writer import StatusWriter
@@ -112,33 +111,6 @@ def ensure_tls(db: DatabaseSpec) -> int:
     return writes
 
 
-def rolled_out(sts: Mapping[str, Any] | None, restart_hash: str) -> bool:
-    """The StatefulSet runs ``restart_hash`` on every pod, all of them ready."""
-    if sts is None:
-        return True
-    annotations = sts["spec"]["template"]["metadata"].get("annotations") or {}
-    state = sts.get("status") or {}
-    want = sts["spec"].get("replicas", 0)
-    return (
-        annotations.get(names.ANNOTATION_RESTART_HASH) == restart_hash
-        and state.get("observed_generation", state.get("observedGeneration"))
-        == sts["metadata"].get("generation")
-        and (state.get("updated_replicas", state.get("updatedReplicas")) or 0) >= want
-        and (state.get("ready_replicas", state.get("readyReplicas")) or 0) >= want
-    )
-
-
-def primary_restart_hash(
-    new_hash: str, live_primary: Mapping[str, Any] | None, live_replicas: Mapping[str, Any] | None
-) -> str:
-    """Replicas first: the primary takes parameters that need a restart only once every
-    replica runs them and is ready again."""
-    if live_primary is None or rolled_out(live_replicas, new_hash):
-        return new_hash
-    annotations = live_primary["spec"]["template"]["metadata"].get("annotations") or {}
-    return str(annotations.get(names.ANNOTATION_RESTART_HASH) or new_hash)
-
-
 def reconcile_database(db: DatabaseSpec, status: Mapping[str, Any]) -> ReconcileResult:
     result = ReconcileResult()
     passwords, result.writes = ensure_credentials(db)
@@ -150,10 +122,9 @@ def reconcile_database(db: DatabaseSpec, status: Mapping[str, Any]) -> Reconcile
         for obj in [*pooler_objects(db), auth]:
             result.writes += apply.delete_if_present(obj)
     size, blocked = replica_set_size(db, status.get("primary"))
-    live_primary = apply.read(statefulsets.primary_statefulset(db))
-    live_replicas = apply.read(statefulsets.replica_statefulset(db))
-    hold = primary_restart_hash(restart_parameters_hash(db), live_primary, live_replicas)
-    for obj in desired_objects(db, size, hold):
+    # A new pod template goes to both StatefulSets at once; they replace no pod themselves
+    # (OnDelete): the monitor rolls them, replicas first (updates/).
+    for obj in desired_objects(db, size):
         result.writes += apply.ensure(obj)
     if not status.get("targetPrimary"):
         # A new database: the primary set's pod initialises it. Through the one status

@@ -7,9 +7,10 @@ and no default lives in two places: the schema's defaults are these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from replicadb_operator.dataplane.failover import (
     DEFAULT_FAILURE_THRESHOLD,
@@ -17,6 +18,7 @@ from replicadb_operator.dataplane.failover import (
 )
 from replicadb_operator.dataplane.sync_standbys import Durability, SyncMode, SyncSettings
 
+T = TypeVar("T")
 DEFAULT_IMAGE = "localhost/replicadb/instance:dev"
 DEFAULT_POOLER_IMAGE = ""  # empty: the PostgreSQL image, which carries PgBouncer too
 DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
@@ -91,6 +93,32 @@ class TlsSpec:
     required: bool = False
 
 
+class PrimaryUpdateMethod(StrEnum):
+    """How the primary takes a new pod template once every replica runs it."""
+
+    SWITCHOVER = "switchover"  # to an updated replica, then the former primary is updated
+    RESTART = "restart"  # in place: writes stop while it restarts
+
+
+class PrimaryUpdateStrategy(StrEnum):
+    UNSUPERVISED = "unsupervised"  # the operator updates the primary on its own
+    SUPERVISED = "supervised"  # it waits for `kubectl replicadb switchover` / `promote`
+
+
+@dataclass(frozen=True)
+class UpdatesSpec:
+    primary_update_method: PrimaryUpdateMethod = PrimaryUpdateMethod.SWITCHOVER
+    primary_update_strategy: PrimaryUpdateStrategy = PrimaryUpdateStrategy.UNSUPERVISED
+
+
+@dataclass(frozen=True)
+class ReadOnlySpec:
+    """How far behind a replica may be and still serve the read-only Service; None: no bound."""
+
+    max_lag_bytes: int | None = None
+    max_lag_seconds: float | None = None
+
+
 @dataclass(frozen=True)
 class DatabaseSpec:
     name: str
@@ -104,6 +132,8 @@ class DatabaseSpec:
     credentials: Credentials = field(default_factory=Credentials)
     placement: Placement = field(default_factory=Placement)
     tls: TlsSpec = field(default_factory=TlsSpec)
+    updates: UpdatesSpec = field(default_factory=UpdatesSpec)
+    read_only: ReadOnlySpec = field(default_factory=ReadOnlySpec)
     uid: str = ""
 
     @property
@@ -143,6 +173,8 @@ def _parse(name: str, namespace: str, spec: Mapping[str, Any], uid: str) -> Data
     cred = _section(spec, "credentials")
     place = _section(spec, "placement")
     tls = _section(spec, "tls")
+    updates = _section(spec, "updates")
+    read_only = _section(spec, "readOnly")
     replicas = int(spec.get("replicas", 2))
     sync = SyncSettings(
         mode=SyncMode(repl.get("synchronousMode", SyncMode.OFF.value)),
@@ -210,4 +242,20 @@ def _parse(name: str, namespace: str, spec: Mapping[str, Any], uid: str) -> Data
             secret_name=tls.get("secretName") or None,
             required=bool(tls.get("required", False)),
         ),
+        updates=UpdatesSpec(
+            primary_update_method=PrimaryUpdateMethod(
+                updates.get("primaryUpdateMethod", PrimaryUpdateMethod.SWITCHOVER.value)
+            ),
+            primary_update_strategy=PrimaryUpdateStrategy(
+                updates.get("primaryUpdateStrategy", PrimaryUpdateStrategy.UNSUPERVISED.value)
+            ),
+        ),
+        read_only=ReadOnlySpec(
+            max_lag_bytes=_optional(read_only.get("maxLagBytes"), int),
+            max_lag_seconds=_optional(read_only.get("maxLagSeconds"), float),
+        ),
     )
+
+
+def _optional(value: Any, kind: Callable[[Any], T]) -> T | None:
+    return None if value is None else kind(value)

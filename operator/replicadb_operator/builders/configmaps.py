@@ -36,7 +36,7 @@ def instance_parameters(db: DatabaseSpec) -> dict[str, str]:
 
 def restart_parameters_hash(db: DatabaseSpec) -> str:
     """Changes exactly when a parameter that needs a restart changes: put on the pod
-    template, it makes the StatefulSet roll the instances."""
+    template, it makes a new revision, and the operator rolls the instances (updates/)."""
     params = instance_parameters(db)
     text = "\n".join(f"{k}={params[k]}" for k in sorted(params) if k in RESTART_PARAMETERS)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -7,15 +7,11 @@ from replicadb_operator.builders.metadata import K8sObject
 from replicadb_operator.spec import DatabaseSpec
 
 
-def desired_objects(
-    db: DatabaseSpec,
-    replica_set_size: int | None = None,
-    primary_restart_hash: str | None = None,
-) -> list[K8sObject]:
+def desired_objects(db: DatabaseSpec, replica_set_size: int | None = None) -> list[K8sObject]:
     """Secrets are not here: they hold generated passwords and are created once, apart.
-    ``replica_set_size`` overrides spec.replicas while a scale-down waits, and
-    ``primary_restart_hash`` keeps the primary's parameters while replicas restart first
-    (see reconcile)."""
+    ``replica_set_size`` overrides spec.replicas while a scale-down waits (see reconcile).
+    Both StatefulSets take a new pod template at once: they update no pod themselves
+    (``OnDelete``); the operator rolls the pods (see updates/)."""
     objects = [
         rbac.instance_service_account(db),
         rbac.instance_role(db),
@@ -24,7 +20,7 @@ def desired_objects(
         services.headless_service(db),
         services.read_write_service(db),
         services.read_only_service(db),
-        statefulsets.primary_statefulset(db, primary_restart_hash),
+        statefulsets.primary_statefulset(db),
         statefulsets.replica_statefulset(db, replica_set_size),
         disruption.instances_pdb(db),
     ]

@@ -17,12 +17,20 @@ LABEL_COMPONENT = "replicadb.io/component"
 LABEL_ROLE = "replicadb.io/role"  # set on pods by the operator, never in a template
 LABEL_POOL = "replicadb.io/pool"
 LABEL_SET = "replicadb.io/set"
+# Set on replicas by the operator: within spec.readOnly's lag bound or over it. The read-only
+# Service selects only the former (a Service selector can only require labels, not exclude).
+LABEL_LAG = "replicadb.io/lag"
+LAG_WITHIN_BOUND = "within-bound"
+LAG_OVER_BOUND = "over-bound"
 ROLE_PRIMARY = "primary"
 ROLE_REPLICA = "replica"
 ROLE_FENCED = "fenced"
 ANNOTATION_SWITCHOVER = "replicadb.io/switchover-to"
 ANNOTATION_FORCE = "replicadb.io/force"
 ANNOTATION_RESTART_HASH = "replicadb.io/restart-parameters-hash"
+# The pod template's own hash, carried by every pod made from it: a pod whose value differs
+# from the StatefulSets' runs an old template and is rolled (see updates/).
+ANNOTATION_REVISION = "replicadb.io/revision"
 FIELD_MANAGER = "replicadb-operator"
 
 

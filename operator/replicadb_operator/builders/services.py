@@ -39,7 +39,12 @@ def read_write_service(db: DatabaseSpec) -> K8sObject:
 
 
 def read_only_service(db: DatabaseSpec) -> K8sObject:
-    selector = {**names.instance_selector(db), names.LABEL_ROLE: names.ROLE_REPLICA}
+    """Replicas within spec.readOnly's lag bound (all of them when it is unset)."""
+    selector = {
+        **names.instance_selector(db),
+        names.LABEL_ROLE: names.ROLE_REPLICA,
+        names.LABEL_LAG: names.LAG_WITHIN_BOUND,
+    }
     return _service(db, names.ro_service(db), selector, names.PG_PORT)
 
 

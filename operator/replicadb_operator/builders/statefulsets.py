@@ -7,6 +7,8 @@ primary must come back as whatever the status says, not as what its set was name
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from replicadb_operator.builders import names
@@ -96,7 +98,27 @@ def _spread(db: DatabaseSpec) -> list[dict[str, Any]]:
     ]
 
 
-def pod_template(db: DatabaseSpec, restart_hash: str | None = None) -> dict[str, Any]:
+def pod_template(db: DatabaseSpec) -> dict[str, Any]:
+    """The instance pod template of both StatefulSets, with its own hash as the
+    ``replicadb.io/revision`` annotation."""
+    template = _pod_template(db)
+    template["metadata"]["annotations"][names.ANNOTATION_REVISION] = _hash(template)
+    return template
+
+
+def revision(db: DatabaseSpec) -> str:
+    """What a pod made from the spec's template carries: any change of image, resources,
+    restart-only parameters (through their hash) or anything else in the template is a
+    new revision, and the operator rolls the pods to it."""
+    return str(pod_template(db)["metadata"]["annotations"][names.ANNOTATION_REVISION])
+
+
+def _hash(template: dict[str, Any]) -> str:
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _pod_template(db: DatabaseSpec) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": names.config_map(db)}},
         _secrets_volume(db),
@@ -161,9 +183,9 @@ def pod_template(db: DatabaseSpec, restart_hash: str | None = None) -> dict[str,
     return {
         "metadata": {
             "labels": {**names.common_labels(db), **names.instance_selector(db)},
-            "annotations": {
-                names.ANNOTATION_RESTART_HASH: restart_hash or restart_parameters_hash(db)
-            },
+            # Parameters that need a restart live in the ConfigMap; their hash here makes a
+            # change of them a change of the template, and so a roll.
+            "annotations": {names.ANNOTATION_RESTART_HASH: restart_parameters_hash(db)},
         },
         "spec": spec,
     }
@@ -179,11 +201,9 @@ def _claim(db: DatabaseSpec) -> dict[str, Any]:
     return {"metadata": {"name": "data"}, "spec": spec}
 
 
-def statefulset(
-    db: DatabaseSpec, set_name: str, replicas: int, restart_hash: str | None = None
-) -> K8sObject:
+def statefulset(db: DatabaseSpec, set_name: str, replicas: int) -> K8sObject:
     selector = {**names.instance_selector(db), names.LABEL_SET: set_name}
-    template = pod_template(db, restart_hash)
+    template = pod_template(db)
     template["metadata"]["labels"][names.LABEL_SET] = set_name
     return {
         "apiVersion": "apps/v1",
@@ -201,15 +221,15 @@ def statefulset(
                 # A replica scaled away and back must clone afresh, not resume from stale data.
                 "whenScaled": "Delete",
             },
-            "updateStrategy": {"type": "RollingUpdate"},
+            # The operator replaces the pods itself, replicas first, then a switchover (see
+            # updates/): the StatefulSet controller would restart the primary with them.
+            "updateStrategy": {"type": "OnDelete"},
         },
     }
 
 
-def primary_statefulset(db: DatabaseSpec, restart_hash: str | None = None) -> K8sObject:
-    """``restart_hash`` holds the primary back on its current parameters while the replicas
-    restart with new ones (replicas first; see reconcile.primary_restart_hash)."""
-    return statefulset(db, names.primary_set(db), 1, restart_hash)
+def primary_statefulset(db: DatabaseSpec) -> K8sObject:
+    return statefulset(db, names.primary_set(db), 1)
 
 
 def replica_statefulset(db: DatabaseSpec, replicas: int | None = None) -> K8sObject:

@@ -1,8 +1,9 @@
 """The named status transitions. Pure: each takes the status as last read and returns the
 merge patch to send (``None`` removes a field), or raises :class:`Refused` when the status no
 longer allows it (another operator got there first). Only these functions produce
-``phase``, ``primary``, ``targetPrimary``, ``failover``, ``failoverBlocked`` or ``initialized``
-(``writer`` applies them); the summary goes through :func:`observe`, which cannot touch them.
+``phase``, ``primary``, ``targetPrimary``, ``failover``, ``failoverBlocked``, ``initialized`` or
+``rollingUpdate`` (``writer`` applies them); the summary goes through :func:`observe`, which
+cannot touch them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from replicadb_operator.failover.record import Basis, FailoverRecord, Kind, Step
 Status = Mapping[str, Any]
 Patch = dict[str, Any]
 PROTECTED = frozenset(
-    {"phase", "primary", "targetPrimary", "failover", "failoverBlocked", "initialized"}
+    {
+        "phase",
+        "primary",
+        "targetPrimary",
+        "failover",
+        "failoverBlocked",
+        "initialized",
+        "rollingUpdate",
+    }
 )
 PLAN_PHASES = {Kind.FAILOVER: "FailingOver", Kind.SWITCHOVER: "SwitchingOver"}
 
@@ -182,6 +191,35 @@ def observe(status: Status, summary: Mapping[str, Any]) -> Patch:
     if phase is not None and phase != status.get("phase"):
         patch["phase"] = phase
     return {k: v for k, v in patch.items() if status.get(k) != v}
+
+
+def roll_observed(status: Status, progress: Mapping[str, Any]) -> Patch:
+    """Where a roll stands (``status.rollingUpdate``: revision, pods on it and not, state);
+    a recorded in-place restart of the primary is left as it is."""
+    current = status.get("rollingUpdate") or {}
+    changed = {k: v for k, v in progress.items() if k != "primaryRestart" and current.get(k) != v}
+    return {"rollingUpdate": changed} if changed else {}
+
+
+def primary_restart_begun(status: Status, pod: str, uid: str, now: str) -> Patch:
+    """Recorded before the primary's pod is deleted (``primaryUpdateMethod: restart``): while
+    it stands, the primary being down is a planned restart, not a failure, and a new
+    operator deletes the pod again if it still runs under ``uid``."""
+    if FailoverRecord.from_status(status) is not None:
+        raise Refused("a failover or switchover is under way")
+    if status.get("primary") != pod:
+        raise Refused(f"{pod} is no longer the primary")
+    recorded = (status.get("rollingUpdate") or {}).get("primaryRestart") or {}
+    if recorded.get("pod") == pod and recorded.get("uid") == uid:
+        return {}
+    return {"rollingUpdate": {"primaryRestart": {"pod": pod, "uid": uid, "since": now}}}
+
+
+def primary_restart_over(status: Status) -> Patch:
+    """The primary is back (or the restart took too long, and failover rules apply again)."""
+    if not (status.get("rollingUpdate") or {}).get("primaryRestart"):
+        return {}
+    return {"rollingUpdate": {"primaryRestart": None}}
 
 
 def spec_invalid(status: Status, message: str) -> Patch:

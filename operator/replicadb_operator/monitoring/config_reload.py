@@ -3,7 +3,7 @@
 The kubelet refreshes a mounted ConfigMap on its own schedule (up to about a minute), and
 PostgreSQL does not watch its files. So the monitor checks, per instance, that the file the
 server sees is the one the spec asks for, and then calls pg_reload_conf(). Parameters that
-need a restart roll the StatefulSets instead (replicas first, see reconcile).
+need a restart change the pod template instead, and the pods are rolled (see updates/).
 """
 
 from __future__ import annotations

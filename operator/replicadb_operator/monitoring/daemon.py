@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from replicadb_operator.builders import names
 from replicadb_operator.dataplane import instance_control
 from replicadb_operator.dataplane.config_files import SUPERUSER
+from replicadb_operator.dataplane.lsn import format_lsn
 from replicadb_operator.dataplane.monitor import TopologyMonitor, TopologySnapshot
 from replicadb_operator.dataplane.probe import ProbeTimeouts
 from replicadb_operator.dataplane.sync_standbys import (
@@ -38,6 +39,8 @@ from replicadb_operator.monitoring.config_reload import ConfigReloader
 from replicadb_operator.monitoring.failure_detection import PrimaryFailureDetector
 from replicadb_operator.reconcile import read_password
 from replicadb_operator.spec import DatabaseSpec
+from replicadb_operator.updates import lag_bound
+from replicadb_operator.updates.driver import RollDriver, primary_restart
 
 log = logging.getLogger(__name__)
 STUCK_REPLICA_S = 3.0
@@ -65,6 +68,7 @@ class DatabaseDaemon:
         # there); status' instance addresses stand in for it after a restart.
         self.last_answered: dict[str, str] = {}
         self.reloader = ConfigReloader()
+        self.roller = RollDriver(namespace, self.apply, self.event)
         self._password: tuple[float, str] | None = None
         metrics.start_database(namespace, name)
 
@@ -139,6 +143,10 @@ class DatabaseDaemon:
             force = annotations.get(names.ANNOTATION_FORCE, "").lower() == "true"
             await self._switchover(db, status, snapshot, dsns, pod_map, switch_to, force)
             return
+        elif primary_restart(status) is not None:
+            # Restarting in place (primaryUpdateMethod: restart): down is no failure.
+            if not await self.roller.follow_primary_restart(status, snapshot, pod_map):
+                self.detector.reset()  # back under a new pod: judge it afresh
         elif await self._maybe_fail_over(db, status, snapshot, dsns, pod_map, recorded):
             return
         await self._keep_labels(db, snapshot, pod_map)
@@ -151,7 +159,18 @@ class DatabaseDaemon:
         }
         if reloaded := await self.reloader.reload_where_needed(db, reachable):
             log.info("%s: configuration reloaded on %s", db.name, ", ".join(reloaded))
-        await self._write_summary(db, status, snapshot, pod_map)
+        rolling: dict[str, Any] = {}
+        if status.get("primary"):
+            switch = partial(self._roll_switchover, db, snapshot, dsns, pod_map)
+            try:
+                rolling = await self.roller.step(db, status, snapshot, pod_map, switch)
+            except transitions.Refused as exc:  # status moved on: decide again next round
+                log.info("%s: roll step refused (%s)", db.name, exc)
+                return
+            after = self.writer.status
+            if FailoverRecord.from_status(after) is not None or after.get("primary") != primary:
+                return  # the roll switched over: this round's probes are of the old topology
+        await self._write_summary(db, self.writer.status, snapshot, pod_map, rolling)
 
     # -- failover and switchover: decided here, carried out by failover.plan ---------------
     async def _run_plan(
@@ -271,6 +290,26 @@ class DatabaseDaemon:
         if begun:
             await self._run_plan(db, self._record(), dsns, pod_map)
 
+    async def _roll_switchover(
+        self,
+        db: DatabaseSpec,
+        snapshot: TopologySnapshot,
+        dsns: dict[str, str],
+        pod_map: dict[str, pods.InstancePod],
+        target: str,
+        reason: str,
+    ) -> None:
+        """The roll's switchover: the same recorded plan as one the user asks for."""
+        last = snapshot.last_primary_lsn
+        old = snapshot.primary
+        begun = await self._begin(
+            Kind.SWITCHOVER, old, target, reason, Basis.PROBES, self.last_answered.get(old),
+            format_lsn(last) if last is not None else None, 0,
+        )  # fmt: skip
+        if begun:
+            await self.event("Normal", "SwitchingOver", f"{old} -> {target}: {reason}")
+            await self._run_plan(db, self._record(), dsns, pod_map)
+
     # -- roles -------------------------------------------------------------------------------
     async def _keep_labels(
         self, db: DatabaseSpec, snapshot: TopologySnapshot, pod_map: dict[str, pods.InstancePod]
@@ -295,8 +334,16 @@ class DatabaseDaemon:
                 want = names.ROLE_PRIMARY if probe.is_primary else names.ROLE_REPLICA
             elif name != snapshot.primary:
                 want = None  # an unreachable replica leaves the read-only Service
+            labels: dict[str, str | None] = {}
             if want != pod.role_label:
-                await asyncio.to_thread(pods.set_role_label, db.namespace, name, want)
+                labels[names.LABEL_ROLE] = want
+            if want == names.ROLE_REPLICA:
+                # Over spec.readOnly's lag bound: out of the read-only Service until caught up.
+                lag = lag_bound.lag_label(db, snapshot.lags.get(name))
+                if lag != pod.lag_label:
+                    labels[names.LABEL_LAG] = lag
+            if labels:
+                await asyncio.to_thread(pods.set_labels, db.namespace, name, labels)
 
     async def _keep_sync_standbys(
         self, db: DatabaseSpec, snapshot: TopologySnapshot, pod_map: dict[str, pods.InstancePod]
@@ -349,6 +396,7 @@ class DatabaseDaemon:
         status: Mapping[str, Any],
         snapshot: TopologySnapshot,
         pod_map: dict[str, pods.InstancePod],
+        rolling: Mapping[str, Any],
     ) -> None:
         primary_probe = snapshot.probes.get(snapshot.primary)
         primary_answers = primary_probe is not None and primary_probe.is_primary
@@ -382,6 +430,7 @@ class DatabaseDaemon:
             status.get("conditions") or [],
             failing_over=None,
             blocked=status.get("failoverBlocked"),
+            rolling=rolling,
         )
         new["timeline"] = snapshot.primary_timeline
         since = time.monotonic() - self.last_write_at

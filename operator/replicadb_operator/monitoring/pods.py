@@ -26,6 +26,8 @@ class InstancePod:
     uid: str = ""
     restarts: int = 0  # restarts of the postgres container (a killed postgres counts one)
     container_down: bool = False  # the postgres container is not running right now
+    revision: str | None = None  # the pod template it was made from (updates/)
+    lag_label: str | None = None  # within or over spec.readOnly's lag bound
 
     @property
     def gone(self) -> bool:
@@ -60,6 +62,8 @@ def list_instance_pods(namespace: str, database: str) -> dict[str, InstancePod]:
                 c.state is not None and c.state.running is None
                 for c in pod.status.container_statuses or []
             ),
+            revision=(pod.metadata.annotations or {}).get(names.ANNOTATION_REVISION),
+            lag_label=(pod.metadata.labels or {}).get(names.LABEL_LAG),
         )
         for pod in pods
     }
@@ -89,5 +93,9 @@ class ZoneCache:
 
 def set_role_label(namespace: str, pod: str, role: str | None) -> None:
     """Role labels decide which Service a pod is in; None removes it (out of both)."""
-    body = {"metadata": {"labels": {names.LABEL_ROLE: role}}}
-    clients.core().patch_namespaced_pod(pod, namespace, body)
+    set_labels(namespace, pod, {names.LABEL_ROLE: role})
+
+
+def set_labels(namespace: str, pod: str, labels: dict[str, str | None]) -> None:
+    """Merge-patch labels (None removes one): role and lag labels go in one write."""
+    clients.core().patch_namespaced_pod(pod, namespace, {"metadata": {"labels": labels}})

@@ -154,9 +154,10 @@ def summary(
     previous_conditions: Sequence[Mapping[str, Any]],
     failing_over: str | None = None,
     blocked: str | None = None,
+    rolling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Top-level fields: who is primary, how many replicas are ready, the largest lag, the
-    phase and the conditions."""
+    phase and the conditions. ``rolling``: ``status.rollingUpdate`` as the roll left it."""
     replicas = [i for i in instances if i["name"] != primary]
     ready_replicas = [i for i in replicas if i.get("ready") and i.get("role") == ROLE_REPLICA]
     primary_entry = next((i for i in instances if i["name"] == primary), None)
@@ -219,6 +220,17 @@ def summary(
             failing_over or blocked or "",
         ),
     ]
+    if rolling:
+        state = str(rolling.get("state") or "UpToDate")
+        conditions.append(
+            condition(
+                previous_conditions,
+                "Updating",
+                state != "UpToDate",
+                state,
+                str(rolling.get("message") or ""),
+            )
+        )
     routing = RoutingStatus(primary=primary, instances=list(instances), endpoints=endpoints(db))
     return {
         "phase": phase,
