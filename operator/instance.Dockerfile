@@ -54,12 +54,9 @@ ENV PATH=/opt/replicadb/bin:/usr/lib/postgresql/15/bin:$PATH \
 RUN install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
  && install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 USER 999:999
-# Deleting a pod (a roll replaces them) stops postgres with a fast shutdown: SIGTERM would be
-# a smart one, which waits for every client to leave, up to the grace period, then a kill.
-STOPSIGNAL SIGINT
 EXPOSE 5432 6432 9127
 # What the kubelet sends to stop the container: postgres' fast shutdown (SIGTERM would be a
 # smart one, which waits for every client to leave and so for the kill at the end of the
-# grace period), and the entrypoint's own exit before it execs postgres.
+# grace period; a roll deletes pods), and the entrypoint's own exit before it execs postgres.
 STOPSIGNAL SIGINT
 ENTRYPOINT ["replicadb-instance"]
