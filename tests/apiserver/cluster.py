@@ -21,7 +21,7 @@ import psycopg
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from replicadb_operator import crd
-from replicadb_operator.builders import names
+from replicadb_operator.builders import names, statefulsets
 from replicadb_operator.dataplane.conninfo import primary_conninfo
 from replicadb_operator.dataplane.instance_control import repoint_replica
 from replicadb_operator.local.addresses import POSTGRES_PORT
@@ -172,8 +172,10 @@ class KubeTopology:
         """A pod object as the StatefulSet controller makes it; ``running``: and as the
         kubelet reports it once postgres answers (address, Ready)."""
         labels = names.instance_selector(self.db)
+        # The StatefulSets' current template: an older one would start a rolling update.
+        annotations = {names.ANNOTATION_REVISION: statefulsets.revision(self.db)}
         body = {
-            "metadata": {"name": pod, "labels": labels},
+            "metadata": {"name": pod, "labels": labels, "annotations": annotations},
             "spec": {
                 "nodeName": "node-test",
                 "containers": [{"name": "postgres", "image": "replicadb/instance:test"}],
