@@ -62,17 +62,11 @@ def wait_settled(
     raise TimeoutError(f"{name} did not settle within {timeout_s} s")
 
 
-def measure_failover(
-    api: client.ApiClient,
-    namespace: str,
-    name: str,
-    kind: str,
-    timeout_s: float = 120,
-    image: str = INSTANCE_IMAGE,
-) -> FailoverRun:
-    core = client.CoreV1Api(api)
-    status = wait_settled(api, namespace, name)
-    old = str(status["primary"])
+def start_writer(
+    api: client.ApiClient, namespace: str, name: str, image: str = INSTANCE_IMAGE
+) -> incluster.ScriptPod:
+    """The writer and dual-primary sampler pod (in_cluster/failover_workload.py), once it has
+    20 acknowledged writes: an outage is measured from a working state. The caller deletes it."""
     workload = incluster.ScriptPod(
         api,
         namespace,
@@ -84,16 +78,35 @@ def measure_failover(
             "APP_PASSWORD": (f"{name}-app", "password"),
         },
     )
-    seen: list[str] = []
     try:
         workload.wait_running()
-        # Writes flow before the fault: the outage is measured from a working state.
         kube.wait_for(
             lambda: ((workload.read_json(PROGRESS) or {}).get("acknowledged") or 0) >= 20,
             120,
             "the workload pod writing",
             interval=0.5,
         )
+    except BaseException:
+        print(workload.logs()[-4000:])
+        workload.delete()
+        raise
+    return workload
+
+
+def measure_failover(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    kind: str,
+    timeout_s: float = 120,
+    image: str = INSTANCE_IMAGE,
+) -> FailoverRun:
+    core = client.CoreV1Api(api)
+    status = wait_settled(api, namespace, name)
+    old = str(status["primary"])
+    workload = start_writer(api, namespace, name, image)
+    seen: list[str] = []
+    try:
         faulted_at = incluster.wall_clock()
         faults.inject(core, namespace, old, kind)
         new, address = _wait_new_primary(api, namespace, name, old, kind, timeout_s, seen)

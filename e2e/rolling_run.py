@@ -20,9 +20,9 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e import incluster, kube
+from e2e import incluster
 from e2e import operator_support as ops
-from e2e.failover_run import INSTANCE_IMAGE, PROGRESS, wait_settled
+from e2e.failover_run import INSTANCE_IMAGE, start_writer, wait_settled
 
 INSTANCE_NEXT_IMAGE = INSTANCE_IMAGE.rsplit(":", 1)[0] + ":dev-next"
 INSTANCE_LABELS = "replicadb.io/component=instance"
@@ -84,27 +84,10 @@ def measure_roll(
     status = wait_settled(api, namespace, name)
     old = str(status["primary"])
     before = (status.get("rollingUpdate") or {}).get("revision")
-    workload = incluster.ScriptPod(
-        api,
-        namespace,
-        INSTANCE_IMAGE,
-        "failover_workload.py",
-        env={"RDB_NAME": name, "RDB_NAMESPACE": namespace},
-        secret_env={
-            "SUPERUSER_PASSWORD": (f"{name}-superuser", "password"),
-            "APP_PASSWORD": (f"{name}-app", "password"),
-        },
-    )
+    workload = start_writer(api, namespace, name)
     replaced: list[str] = []
     without_switchover = 0
     try:
-        workload.wait_running()
-        kube.wait_for(
-            lambda: ((workload.read_json(PROGRESS) or {}).get("acknowledged") or 0) >= 20,
-            120,
-            "the workload pod writing",
-            interval=0.5,
-        )
         started = incluster.wall_clock()
         ops.patch_database(api, namespace, name, {"spec": spec_patch})
         say(f"{what}: spec patched; {old} is the primary")
