@@ -9,13 +9,12 @@ kind with rto_s_p50, rto_s_max, lost_acknowledged_writes, dual_primary_samples, 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from kubernetes import config
 
-from bench.report import BENCH_DIR, maximum, median, progress
+from bench.report import maximum, median, progress, write_rows
 from e2e import faults
 from e2e import operator_support as ops
 from e2e.failover_run import FailoverRun, measure_failover
@@ -73,7 +72,7 @@ def main() -> int:
                 results[kind] = {**summarize(runs), "runs_without_failover": failed}
     finally:
         ops.remove_operator(api)
-    print(f"\nfailover ({RUNS} runs per kind; probe 1 s, threshold 2, synchronous ANY 1)")
+    title = f"failover ({RUNS} runs per kind; probe 1 s, threshold 2, synchronous ANY 1)"
     keys = [
         "rto_s_p50",
         "rto_s_max",
@@ -84,12 +83,7 @@ def main() -> int:
         "runs",
         "runs_without_failover",
     ]
-    print("  " + "kind".ljust(14) + "".join(k.rjust(29) for k in keys))
-    for kind, figures in results.items():
-        print("  " + kind.ljust(14) + "".join(str(figures.get(k, "")).rjust(29) for k in keys))
-    BENCH_DIR.mkdir(exist_ok=True)
-    (BENCH_DIR / "failover.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {BENCH_DIR / 'failover.json'}")
+    write_rows("failover", title, "kind", results, keys)
     return 0
 
 

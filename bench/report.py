@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(".bench")
 
@@ -35,5 +36,23 @@ def write_report(name: str, figures: Mapping[str, float | int], notes: Mapping[s
     BENCH_DIR.mkdir(exist_ok=True)
     path = BENCH_DIR / f"{name}.json"
     path.write_text(json.dumps(dict(figures), indent=2) + "\n")
+    print(f"\nwritten to {path}")
+    return path
+
+
+def write_rows(
+    name: str, title: str, label: str, rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str]
+) -> Path:
+    """Print one row per case (``label`` heads their column), the figures ``keys`` name, and
+    write every row whole to .bench/NAME.json."""
+    first = max(len(label), *(len(row) for row in rows)) + 2
+    width = max(len(key) for key in keys) + 2
+    print(f"\n{title}")
+    print("  " + label.ljust(first) + "".join(key.rjust(width) for key in keys))
+    for row, figures in rows.items():
+        print("  " + row.ljust(first) + "".join(str(figures.get(k, "")).rjust(width) for k in keys))
+    BENCH_DIR.mkdir(exist_ok=True)
+    path = BENCH_DIR / f"{name}.json"
+    path.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nwritten to {path}")
     return path

@@ -12,14 +12,13 @@ Goals: write_unavailable_s_max <= 2 s, 0 lost, 0 primary restarts without a swit
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 from kubernetes import config
 
-from bench.report import BENCH_DIR, progress
+from bench.report import progress, write_rows
 from e2e import operator_support as ops
 from e2e.rolling_run import INSTANCE_NEXT_IMAGE, measure_roll
 
@@ -65,13 +64,8 @@ def main() -> int:
                 progress(f"{what}: " + ", ".join(f"{k} {results[what][k]}" for k in KEYS))
     finally:
         ops.remove_operator(api)
-    print("\nrolling update (2 replicas, synchronous ANY 1; writer every 20 ms via router_lib)")
-    print("  " + "roll".ljust(20) + "".join(k.rjust(38) for k in KEYS))
-    for what, figures in results.items():
-        print("  " + what.ljust(20) + "".join(str(figures[k]).rjust(38) for k in KEYS))
-    BENCH_DIR.mkdir(exist_ok=True)
-    (BENCH_DIR / "rolling_update.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {BENCH_DIR / 'rolling_update.json'}")
+    title = "rolling update (2 replicas, synchronous ANY 1; writer every 20 ms via router_lib)"
+    write_rows("rolling_update", title, "roll", results, KEYS)
     return 0
 
 
