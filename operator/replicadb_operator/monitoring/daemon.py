@@ -274,12 +274,7 @@ class DatabaseDaemon:
         if refusal is not None:
             await self.event("Warning", "SwitchoverRefused", refusal)
         elif target != old:
-            last = snapshot.last_primary_lsn
-            begun = await self._begin(
-                Kind.SWITCHOVER, old, target, "switchover requested", Basis.PROBES,
-                self.last_answered.get(old), f"{last >> 32:X}/{last & 0xFFFFFFFF:X}"
-                if last is not None else None, 0,
-            )  # fmt: skip
+            begun = await self._begin_switchover(snapshot, target, "switchover requested")
         # The request is recorded (or refused): the annotation has done its job.
         await asyncio.to_thread(
             kube_status.annotate,
@@ -289,6 +284,14 @@ class DatabaseDaemon:
         )
         if begun:
             await self._run_plan(db, self._record(), dsns, pod_map)
+
+    async def _begin_switchover(self, snapshot: TopologySnapshot, target: str, reason: str) -> bool:
+        """Record a switchover from the current primary to ``target`` (decided on probes)."""
+        old, last = snapshot.primary, snapshot.last_primary_lsn
+        return await self._begin(
+            Kind.SWITCHOVER, old, target, reason, Basis.PROBES, self.last_answered.get(old),
+            format_lsn(last) if last is not None else None, 0,
+        )  # fmt: skip
 
     async def _roll_switchover(
         self,
@@ -300,14 +303,8 @@ class DatabaseDaemon:
         reason: str,
     ) -> None:
         """The roll's switchover: the same recorded plan as one the user asks for."""
-        last = snapshot.last_primary_lsn
-        old = snapshot.primary
-        begun = await self._begin(
-            Kind.SWITCHOVER, old, target, reason, Basis.PROBES, self.last_answered.get(old),
-            format_lsn(last) if last is not None else None, 0,
-        )  # fmt: skip
-        if begun:
-            await self.event("Normal", "SwitchingOver", f"{old} -> {target}: {reason}")
+        if await self._begin_switchover(snapshot, target, reason):
+            await self.event("Normal", "SwitchingOver", f"{snapshot.primary} -> {target}: {reason}")
             await self._run_plan(db, self._record(), dsns, pod_map)
 
     # -- roles -------------------------------------------------------------------------------
