@@ -80,9 +80,13 @@ async def stop_postgres(dsn: str | None, mode: str = "immediate") -> bool:
         return False
     try:
         async with instance_control.admin_connection(dsn, connect_timeout_s=0.3) as conn:
-            await conn.execute(STOP_ITSELF.format(mode=mode))
-    except (OSError, TimeoutError, psycopg.Error) as exc:
-        return "terminat" in str(exc) or "closed" in str(exc) or "shut" in str(exc)
+            try:
+                await conn.execute(STOP_ITSELF.format(mode=mode))
+            except psycopg.OperationalError:
+                return True  # the server went down under the command
+    except (OSError, TimeoutError, psycopg.Error):
+        # Not connected (a server already down or shutting down refuses us): not taken.
+        return False
     return True
 
 
