@@ -116,12 +116,19 @@ def describe_pod(core: client.CoreV1Api, namespace: str, name: str) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+
+
 def exec_in_pod(core: client.CoreV1Api, namespace: str, name: str, command: list[str]) -> str:
-    """Run a command in the pod's first container; returns stdout, raises on a non-zero exit."""
+    """Run a command in the pod's default container (as kubectl picks it: the annotation,
+    else the first); returns stdout, raises on a non-zero exit."""
+    pod = core.read_namespaced_pod(name, namespace)
+    container = (pod.metadata.annotations or {}).get(DEFAULT_CONTAINER)
     resp: Any = stream(
         core.connect_get_namespaced_pod_exec,
         name,
         namespace,
+        container=container or pod.spec.containers[0].name,
         command=command,
         stdout=True,
         stderr=True,

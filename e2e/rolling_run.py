@@ -43,12 +43,16 @@ class RollRun:
 
 
 def instance_pods(core: client.CoreV1Api, namespace: str) -> dict[str, tuple[str, int]]:
-    """name -> (uid, restarts of its containers), for pods not being deleted."""
+    """name -> (uid, restarts of postgres), for pods not being deleted."""
     pods = core.list_namespaced_pod(namespace, label_selector=INSTANCE_LABELS).items
     return {
         p.metadata.name: (
             p.metadata.uid,
-            sum(c.restart_count or 0 for c in p.status.container_statuses or []),
+            sum(
+                c.restart_count or 0
+                for c in p.status.container_statuses or []
+                if c.name == "postgres"
+            ),
         )
         for p in pods
         if p.metadata.deletion_timestamp is None

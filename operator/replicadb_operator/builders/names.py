@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from replicadb_operator.spec import DatabaseSpec
 
 PG_PORT = 5432
+POSTGRES_CONTAINER = "postgres"  # beside it in the instance pod: the fence agent
 POOLER_PORT = 6432
 POOLER_METRICS_PORT = 9127  # the PgBouncer exporter's usual port (CloudNativePG's too)
 POSTGRES_UID = 999  # the postgres user in the instance image (fixed in its Dockerfile)

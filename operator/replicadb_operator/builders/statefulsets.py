@@ -139,7 +139,7 @@ def _pod_template(db: DatabaseSpec) -> dict[str, Any]:
         )
         mounts.append({"name": "tls", "mountPath": TLS_DIR})
     container: dict[str, Any] = {
-        "name": "postgres",
+        "name": names.POSTGRES_CONTAINER,
         "image": db.postgres.image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["replicadb-instance"],
@@ -169,7 +169,7 @@ def _pod_template(db: DatabaseSpec) -> dict[str, Any]:
         "securityContext": pod_security_context(),
         # Immediate shutdown would make every restart a crash recovery; fast is enough.
         "terminationGracePeriodSeconds": 30,
-        "containers": [container],
+        "containers": [container, _fence_agent(db, mounts)],
         "volumes": volumes,
     }
     if affinity := _affinity(db):
@@ -185,9 +185,32 @@ def _pod_template(db: DatabaseSpec) -> dict[str, Any]:
             "labels": {**names.common_labels(db), **names.instance_selector(db)},
             # Parameters that need a restart live in the ConfigMap; their hash here makes a
             # change of them a change of the template, and so a roll.
-            "annotations": {names.ANNOTATION_RESTART_HASH: restart_parameters_hash(db)},
+            "annotations": {
+                names.ANNOTATION_RESTART_HASH: restart_parameters_hash(db),
+                # kubectl exec/logs without -c
+                "kubectl.kubernetes.io/default-container": names.POSTGRES_CONTAINER,
+            },
         },
         "spec": spec,
+    }
+
+
+def _fence_agent(db: DatabaseSpec, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Beside postgres, on the pod's socket directory: the primary's heartbeat, and the stop
+    of a primary cut off from the API server and every peer (instance/fence_agent.py)."""
+    shared = {"secrets", "run"}
+    return {
+        "name": "fence-agent",
+        "image": db.postgres.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["replicadb-fence-agent"],
+        "env": _env(db),
+        "volumeMounts": [m for m in mounts if m["name"] in shared],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "48Mi"},
+            "limits": {"memory": "128Mi"},
+        },
+        "securityContext": container_security_context(),
     }
 
 

@@ -42,7 +42,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
 # after a failover sends none); receive_start_tli is the timeline streaming started on.
 _RECEIVER_SQL = """
 SELECT status, sender_host, sender_port,
-       greatest(received_tli, receive_start_tli) AS received_tli, slot_name
+       greatest(received_tli, receive_start_tli) AS received_tli, slot_name,
+       extract(epoch FROM now() - last_msg_receipt_time)::float8 AS silent_s
 FROM pg_stat_wal_receiver
 """
 
@@ -65,6 +66,12 @@ class WalReceiver:
     sender_port: int | None
     received_timeline: int | None
     slot_name: str | None
+    silent_s: float | None = None  # since the last message from the primary
+
+    def hears_primary(self, within_s: float) -> bool:
+        return (
+            self.status == "streaming" and self.silent_s is not None and (self.silent_s < within_s)
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,7 @@ def _receiver(row: dict[str, Any] | None) -> WalReceiver | None:
         sender_port=row["sender_port"],
         received_timeline=row["received_tli"],
         slot_name=row["slot_name"],
+        silent_s=row.get("silent_s"),
     )
 
 

@@ -27,9 +27,9 @@ from replicadb_operator.instance.prepare import (
 from replicadb_operator.instance.settings import InstanceSettings
 
 
-def log(message: str) -> None:
+def log(message: str, component: str = "replicadb-instance") -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    print(f'{{"ts": "{stamp}", "component": "replicadb-instance", "msg": {message!r}}}', flush=True)
+    print(f'{{"ts": "{stamp}", "component": "{component}", "msg": {message!r}}}', flush=True)
 
 
 LOCK_WAIT_S = 120.0

@@ -41,6 +41,12 @@ def _ready(pod: Any) -> bool:
     return False
 
 
+def _postgres_statuses(pod: Any) -> list[Any]:
+    """The postgres container's status (the fence agent beside it restarting is no failure
+    of the instance)."""
+    return [c for c in pod.status.container_statuses or [] if c.name == names.POSTGRES_CONTAINER]
+
+
 def list_instance_pods(namespace: str, database: str) -> dict[str, InstancePod]:
     selector = ",".join(
         f"{k}={v}"
@@ -57,10 +63,9 @@ def list_instance_pods(namespace: str, database: str) -> dict[str, InstancePod]:
             role_label=(pod.metadata.labels or {}).get(names.LABEL_ROLE),
             deleting=pod.metadata.deletion_timestamp is not None,
             uid=pod.metadata.uid or "",
-            restarts=sum(c.restart_count or 0 for c in pod.status.container_statuses or []),
+            restarts=sum(c.restart_count or 0 for c in _postgres_statuses(pod)),
             container_down=any(
-                c.state is not None and c.state.running is None
-                for c in pod.status.container_statuses or []
+                c.state is not None and c.state.running is None for c in _postgres_statuses(pod)
             ),
             revision=(pod.metadata.annotations or {}).get(names.ANNOTATION_REVISION),
             lag_label=(pod.metadata.labels or {}).get(names.LABEL_LAG),
