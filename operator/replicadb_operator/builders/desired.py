@@ -23,6 +23,7 @@ def desired_objects(db: DatabaseSpec, replica_set_size: int | None = None) -> li
         statefulsets.primary_statefulset(db),
         statefulsets.replica_statefulset(db, replica_set_size),
         disruption.instances_pdb(db),
+        disruption.primary_pdb(db),
     ]
     if db.pooler.enabled:
         objects += pooler_objects(db)

@@ -114,6 +114,10 @@ def pdb(db: DatabaseSpec) -> str:
     return f"{db.name}-instances"
 
 
+def primary_pdb(db: DatabaseSpec) -> str:
+    return f"{db.name}-primary"
+
+
 def dns(db: DatabaseSpec, service: str) -> str:
     return f"{service}.{db.namespace}.svc"
 

@@ -34,7 +34,7 @@ from replicadb_operator.failover.record import Basis, FailoverRecord, Kind, Step
 from replicadb_operator.failover.recorded import RecordedTopology
 from replicadb_operator.failover.writer import StatusWriter, Transition
 from replicadb_operator.kube import status as kube_status
-from replicadb_operator.monitoring import metrics, pods, status_model
+from replicadb_operator.monitoring import drain, metrics, pods, status_model
 from replicadb_operator.monitoring.config_reload import ConfigReloader
 from replicadb_operator.monitoring.failure_detection import PrimaryFailureDetector
 from replicadb_operator.reconcile import read_password
@@ -147,7 +147,9 @@ class DatabaseDaemon:
             # Restarting in place (primaryUpdateMethod: restart): down is no failure.
             if not await self.roller.follow_primary_restart(status, snapshot, pod_map):
                 self.detector.reset()  # back under a new pod: judge it afresh
-        elif await self._maybe_fail_over(db, status, snapshot, dsns, pod_map, recorded):
+        elif await self._maybe_fail_over(
+            db, status, snapshot, dsns, pod_map, recorded
+        ) or await self._leave_drained_node(db, snapshot, dsns, pod_map):
             return
         await self._keep_labels(db, snapshot, pod_map)
         await self._keep_sync_standbys(db, snapshot, pod_map)
@@ -306,6 +308,37 @@ class DatabaseDaemon:
         if await self._begin_switchover(snapshot, target, reason):
             await self.event("Normal", "SwitchingOver", f"{snapshot.primary} -> {target}: {reason}")
             await self._run_plan(db, self._record(), dsns, pod_map)
+
+    async def _leave_drained_node(
+        self,
+        db: DatabaseSpec,
+        snapshot: TopologySnapshot,
+        dsns: dict[str, str],
+        pod_map: dict[str, pods.InstancePod],
+    ) -> bool:
+        """The primary's node is being drained: switch over before its pod is evicted (its
+        PodDisruptionBudget holds the eviction until it is no longer primary)."""
+        primary = pod_map.get(snapshot.primary)
+        node = primary.node if primary is not None else None
+        if not snapshot.primary_probe.is_primary or not await asyncio.to_thread(
+            pods.node_cordoned, node
+        ):
+            return False
+        cordoned = {node} if node is not None else set()
+        cordoned |= {
+            p.node
+            for p in pod_map.values()
+            if p.node is not None
+            and p.node != node
+            and await asyncio.to_thread(pods.node_cordoned, p.node)
+        }
+        target = drain.drain_target(db, snapshot, pod_map, cordoned)
+        if target is None:
+            return False
+        await self._roll_switchover(
+            db, snapshot, dsns, pod_map, target, f"node {node} of {snapshot.primary} is drained"
+        )
+        return True
 
     # -- roles -------------------------------------------------------------------------------
     async def _keep_labels(

@@ -96,6 +96,16 @@ class ZoneCache:
         return zone
 
 
+def node_cordoned(node: str | None) -> bool:
+    """Unschedulable: ``kubectl cordon``, the first thing ``kubectl drain`` does."""
+    if node is None:
+        return False
+    try:
+        return bool(clients.core().read_node(node).spec.unschedulable)
+    except ApiException:
+        return False
+
+
 def set_role_label(namespace: str, pod: str, role: str | None) -> None:
     """Role labels decide which Service a pod is in; None removes it (out of both)."""
     set_labels(namespace, pod, {names.LABEL_ROLE: role})
