@@ -39,6 +39,8 @@ class FailoverRun:
     rejoin_after_failover_s: float  # from the new primary's first write to the same
     acknowledged: int
     statuses_seen: list[str] = field(default_factory=list)
+    failovers: int = 1  # a node freeze or drain must cause none
+    refused_after_s: float | None = None  # node_partition: the isolated primary stopped
 
 
 def wait_settled(
@@ -63,10 +65,15 @@ def wait_settled(
 
 
 def start_writer(
-    api: client.ApiClient, namespace: str, name: str, image: str = INSTANCE_IMAGE
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    image: str = INSTANCE_IMAGE,
+    avoid_node: str | None = None,
 ) -> incluster.ScriptPod:
     """The writer and dual-primary sampler pod (in_cluster/failover_workload.py), once it has
-    20 acknowledged writes: an outage is measured from a working state. The caller deletes it."""
+    20 acknowledged writes: an outage is measured from a working state. The caller deletes it.
+    ``avoid_node``: a node about to fail, which must not take the writer with it."""
     workload = incluster.ScriptPod(
         api,
         namespace,
@@ -77,6 +84,7 @@ def start_writer(
             "SUPERUSER_PASSWORD": (f"{name}-superuser", "password"),
             "APP_PASSWORD": (f"{name}-app", "password"),
         },
+        avoid_node=avoid_node,
     )
     try:
         workload.wait_running()
@@ -109,20 +117,10 @@ def measure_failover(
     try:
         faulted_at = incluster.wall_clock()
         faults.inject(core, namespace, old, kind)
-        new, address = _wait_new_primary(api, namespace, name, old, kind, timeout_s, seen)
-        # The outage ends with the first write the new primary acknowledged after the fault.
-        first: float | None = None
-
-        def new_primary_acknowledged() -> bool:
-            nonlocal first
-            times = (workload.read_json(PROGRESS) or {}).get("times_by_server", {})
-            first = next((t for t in times.get(address, []) if t > faulted_at), None)
-            return first is not None
-
-        kube.wait_for(new_primary_acknowledged, timeout_s, f"a write acknowledged by {new}", 0.5)
-        assert first is not None
+        new, address = wait_new_primary(api, namespace, name, old, kind, timeout_s, seen)
+        first = first_write_by(workload, address, faulted_at, timeout_s, new)
         workload.touch("/tmp/stop-writer")
-        rejoined_at = _wait_rejoined(api, namespace, name, old, timeout_s)
+        rejoined_at = wait_rejoined(api, namespace, name, old, timeout_s)
         workload.touch("/tmp/stop")
         result = workload.wait_json("/tmp/result.json", 60, "the workload's result")
     except BaseException:
@@ -144,7 +142,25 @@ def measure_failover(
     )
 
 
-def _wait_new_primary(
+def first_write_by(
+    workload: incluster.ScriptPod, address: str, after: float, timeout_s: float, who: str
+) -> float:
+    """When the writer's first write acknowledged by ``address`` after ``after`` was: the
+    end of an outage."""
+    first: float | None = None
+
+    def acknowledged() -> bool:
+        nonlocal first
+        times = (workload.read_json(PROGRESS) or {}).get("times_by_server", {})
+        first = next((t for t in times.get(address, []) if t > after), None)
+        return first is not None
+
+    kube.wait_for(acknowledged, timeout_s, f"a write acknowledged by {who}", 0.5)
+    assert first is not None
+    return first
+
+
+def wait_new_primary(
     api: client.ApiClient,
     namespace: str,
     name: str,
@@ -178,7 +194,7 @@ def _wait_new_primary(
     return found
 
 
-def _wait_rejoined(
+def wait_rejoined(
     api: client.ApiClient, namespace: str, name: str, old: str, timeout_s: float
 ) -> float:
     def rejoined() -> bool:

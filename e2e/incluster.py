@@ -169,6 +169,25 @@ def _reader_account(api: client.ApiClient, namespace: str, name: str) -> None:
         )
 
 
+def _avoiding(node: str | None) -> client.V1Affinity | None:
+    if node is None:
+        return None
+    term = client.V1NodeSelectorTerm(
+        match_expressions=[
+            client.V1NodeSelectorRequirement(
+                key="kubernetes.io/hostname", operator="NotIn", values=[node]
+            )
+        ]
+    )
+    return client.V1Affinity(
+        node_affinity=client.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=client.V1NodeSelector(
+                node_selector_terms=[term]
+            )
+        )
+    )
+
+
 class ScriptPod:
     """A pod running ``e2e/in_cluster/<script>`` with the given environment."""
 
@@ -180,7 +199,10 @@ class ScriptPod:
         script: str,
         env: dict[str, str],
         secret_env: dict[str, tuple[str, str]] | None = None,
+        node: str | None = None,
+        avoid_node: str | None = None,
     ) -> None:
+        """``node``: run there; ``avoid_node``: anywhere but there (a node about to fail)."""
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         stem = script.removesuffix(".py").replace("_", "-")
@@ -208,6 +230,8 @@ class ScriptPod:
             client.V1Pod(
                 metadata=client.V1ObjectMeta(name=self.name, labels={"app": "e2e-script"}),
                 spec=client.V1PodSpec(
+                    node_name=node,
+                    affinity=_avoiding(avoid_node),
                     restart_policy="Never",
                     service_account_name="e2e-reader",
                     security_context=_pod_security(),
