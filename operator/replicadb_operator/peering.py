@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 PRIORITY_ENV = "RDB_PEERING_PRIORITY"
 PRIORITY_RANGE = 2**30
 # An acting operator that dies with its node (no exit, no goodbye) is replaced this long
-# after its last keep-alive; Kopf touches the record every second when the lifetime is 11 s
-# or less. A lost node's primary and operator then fail over within about this plus the
+# after its last keep-alive (Kopf touches the record every 1-3 s at this lifetime).
+# A lost node's primary and operator then fail over within about this plus the
 # probes (30 s here would make a node loss that takes both a 30-40 s outage).
 PEERING_LIFETIME_S = 8
 
