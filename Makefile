@@ -118,6 +118,10 @@ bench-failover: deps ## 5 failovers per fault kind on the local cluster -> .benc
 	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.failover; \
 	else e2e/cluster/e2e-ci.sh $(PY) -m bench.failover; fi
 
+.PHONY: bench-failover-kind
+bench-failover-kind: $(VENV)/.installed ## bench-failover on the kind cluster, with the node faults (loss, partition, freeze, drain) -> .bench/failover.json
+	$(KIND_E2E) run $(PY) -m bench.failover
+
 .PHONY: bench-rolling-update
 bench-rolling-update: deps ## an image change and a restart-only parameter rolled under a writer on the local cluster -> .bench/rolling_update.json
 	@if [ -n "$$KUBECONFIG" ]; then $(PY) -m bench.rolling_update; \

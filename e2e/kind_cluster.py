@@ -3,6 +3,7 @@
     python -m e2e.kind_cluster up       cluster up (and images loaded); prints the kubeconfig
     python -m e2e.kind_cluster e2e ARGS up, ``pytest e2e -m e2e ARGS``, down (also on failure);
                                         writes .bench/e2e_kind.json
+    python -m e2e.kind_cluster run CMD  up, CMD with the cluster's environment (a benchmark), down
     python -m e2e.kind_cluster down     delete the cluster and what the provider left behind
 
 The provider is Docker when a Docker daemon answers, podman otherwise (KIND_EXPERIMENTAL_PROVIDER
@@ -434,6 +435,25 @@ def junit_counts(path: Path) -> dict[str, int]:
     }
 
 
+def _env(provider: Provider) -> dict[str, str]:
+    """What a test or benchmark needs to use the cluster and fault its nodes."""
+    return dict(
+        provider.env,
+        KUBECONFIG=str(KUBECONFIG),
+        REPLICADB_E2E_PROVIDER=provider.name,
+        REPLICADB_E2E_KIND_CLUSTER=CLUSTER,
+    )
+
+
+def run(command: list[str]) -> int:
+    """Up, ``command`` against the cluster (a benchmark), down (also on failure)."""
+    provider = up()
+    try:
+        return subprocess.run(command, cwd=ROOT, env=_env(provider), check=False).returncode
+    finally:
+        down(provider)
+
+
 def e2e(pytest_args: list[str]) -> int:
     started = time.monotonic()
     provider = up()
@@ -441,12 +461,7 @@ def e2e(pytest_args: list[str]) -> int:
     junit = STATE / "junit.xml"
     rc = 1
     try:
-        env = dict(
-            provider.env,
-            KUBECONFIG=str(KUBECONFIG),
-            REPLICADB_E2E_PROVIDER=provider.name,
-            REPLICADB_E2E_KIND_CLUSTER=CLUSTER,
-        )
+        env = _env(provider)
         tests_started = time.monotonic()
         rc = subprocess.run(
             [
@@ -490,6 +505,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "e2e":
         return e2e(argv[1:])
+    if command == "run" and argv[1:]:
+        return run(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 
