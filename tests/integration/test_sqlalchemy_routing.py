@@ -6,6 +6,7 @@ failover followed without a restart."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -151,6 +152,39 @@ def test_paused_replay_read_your_writes_eventual_bounded(
     replicated(topology)
     with Sessions() as session:
         assert {"ryw-item", "eventual-item"} <= set(shop.item_names(session, EVENTUAL))
+
+
+def test_another_session_s_commit_in_the_same_thread_is_read(
+    routed: tuple[LocalTopology, RoutedDatabase],
+) -> None:
+    """As on one server (SQLAlchemy's test_concurrent_commit_persistent): one Session
+    commits, another Session of the same thread reads it, replicas paused or not. Another
+    thread's read-your-writes is its own: it reads a replica without waiting for this one."""
+    topology, db = routed
+    Sessions = sessionmaker(class_=RoutingSession, replicadb=db)
+    for name in topology.replicas:
+        replay_paused(topology, name, True)
+    try:
+        with Sessions() as reader:
+            assert "other-session-item" not in shop.item_names(reader)
+            reader.commit()
+            with Sessions() as writer:
+                shop.add_item(writer, "other-session-item")
+            assert "other-session-item" in shop.item_names(reader)
+        elsewhere: list[list[str]] = []
+
+        def read_in_another_thread() -> None:
+            with Sessions() as session:
+                elsewhere.append(shop.item_names(session))
+
+        thread = threading.Thread(target=read_in_another_thread)
+        thread.start()
+        thread.join()
+        assert "other-session-item" not in elsewhere[0]
+    finally:
+        for name in topology.replicas:
+            replay_paused(topology, name, False)
+    replicated(topology)
 
 
 def test_connection_api_writes_count_for_read_your_writes(

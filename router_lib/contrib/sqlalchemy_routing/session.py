@@ -13,9 +13,11 @@ router_lib's classifier and routing table:
 - other reads run on a replica fresh enough for the consistency level (the Session's, or
   ``execution_options(replicadb_consistency=...)`` on the statement or the execute call),
   proven on the connection the Session will use (:mod:`.reads`);
-- read-your-writes per Session: after a commit that wrote, the commit position is read
-  lazily (``pg_current_wal_insert_lsn()``, before the next read at that level), so a
-  Session that only writes pays nothing.
+- read-your-writes per Session and per thread of execution (:mod:`.context_writes`):
+  after a commit that wrote, the commit position is read lazily
+  (``pg_current_wal_insert_lsn()``, before the next read at that level), so a Session that
+  only writes pays nothing; a read sees what this Session committed, what any Session
+  committed in the same thread or task, and writes made outside Sessions.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy.orm.session import SessionTransactionOrigin
 
 from router_lib import classify
 from router_lib.consistency import LSN_UNKNOWN, Consistency, Level, SessionState
+from router_lib.contrib.sqlalchemy_routing.context_writes import context_writes
 from router_lib.contrib.sqlalchemy_routing.database import RoutedDatabase, write_position
 from router_lib.contrib.sqlalchemy_routing.reads import choose_read_engine
 from router_lib.execution_base import PRIMARY_TARGET
@@ -118,19 +121,29 @@ class RoutingSession(Session):
         return connection
 
     def _read_position(self, level: Consistency, primary: Engine) -> int:
-        """The position a read-your-writes read must see: this Session's last commit, and
-        writes made outside Sessions through the primary engine."""
+        """The position a read-your-writes read must see: this Session's last commit, the
+        last commit of any Session in this thread or task, and writes made outside Sessions
+        through the primary engine."""
         if level.level is not Level.READ_YOUR_WRITES:
             return 0
         assert self.replicadb is not None
-        if self._position_pending:
+        here = context_writes(self.replicadb)
+        if here.pending:
+            # A position read now is past every commit finished so far, this Session's too.
+            here.pending = self._position_pending = False
+            write_position(primary, here.state)
+        elif self._position_pending:
             self._position_pending = False
             write_position(primary, self.written)
         self.replicadb.settle_connection_writes()
-        outside = self.replicadb.connection_writes.write_lsn
-        if LSN_UNKNOWN in (outside, self.written.write_lsn):
+        positions = (
+            self.replicadb.connection_writes.write_lsn,
+            self.written.write_lsn,
+            here.state.write_lsn,
+        )
+        if LSN_UNKNOWN in positions:
             return LSN_UNKNOWN
-        return max(outside, self.written.write_lsn)
+        return max(positions)
 
 
 _UNKNOWN = classify.Classification(False, classify.UNPARSABLE, frozenset(), invalidates_all=True)
@@ -155,6 +168,8 @@ def _own_connection(session: Session, transaction: SessionTransaction, conn: Con
 def _committed(session: Session) -> None:
     if isinstance(session, RoutingSession) and session._wrote_in_transaction:
         session._position_pending = True
+        if session.replicadb is not None:
+            context_writes(session.replicadb).pending = True
 
 
 @event.listens_for(RoutingSession, "after_transaction_end")
