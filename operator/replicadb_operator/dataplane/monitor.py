@@ -89,7 +89,8 @@ class TopologyMonitor:
         if primary_timeline is not None:
             self._primary_timeline = primary_timeline
         self._sync_states.update(sync_states)
-        self._timelines.update(timelines)
+        for name, timeline in timelines.items():  # never lowered: see instance_entry
+            self._timelines[name] = max(self._timelines.get(name, 0), timeline)
 
     def _add_probers(self, dsns: Mapping[str, str]) -> None:
         for name, dsn in dsns.items():

@@ -439,6 +439,7 @@ class DatabaseDaemon:
             else snapshot.sync_states
         )
         instances = []
+        known_timelines = {c.name: c.timeline for c in snapshot.candidates}
         for name in sorted(set(pod_map) | set(snapshot.probes)):
             pod = pod_map.get(name)
             zone = await asyncio.to_thread(self.zones.zone, pod.node if pod else None)
@@ -451,6 +452,7 @@ class DatabaseDaemon:
                     zone,
                     sync_states.get(name),
                     snapshot.last_primary_lsn if name == snapshot.primary else None,
+                    known_timelines.get(name),
                 )
             )
         new = status_model.summary(

@@ -75,12 +75,16 @@ def instance_entry(
     zone: str | None,
     sync_state: str | None,
     last_known_lsn: Lsn | None = None,
+    known_timeline: int | None = None,
 ) -> InstanceEntry:
     """One ``status.instances`` entry; what is not known is left out, never null.
 
     ``last_known_lsn``: for the primary, its last known write position, kept in its entry
     while it does not answer; with the standbys' last known sync states it is all that an
-    operator starting now can decide a failover on (see ``failover.recorded``)."""
+    operator starting now can decide a failover on (see ``failover.recorded``).
+    ``known_timeline``: a replica's timeline as the monitor knows it (the highest it saw it
+    stream on); a probe of a replica whose WAL receiver is down says only its last
+    checkpoint's, which lags a failover until the next restartpoint."""
     entry = InstanceEntry(
         name=name,
         role=_role(probe),
@@ -96,8 +100,9 @@ def instance_entry(
     if zone is not None:
         entry["zone"] = zone
     if probe is not None and probe.reachable:
-        if probe.timeline is not None:
-            entry["timeline"] = probe.timeline
+        timelines = [t for t in (probe.timeline, known_timeline) if t is not None]
+        if timelines:
+            entry["timeline"] = max(timelines)
         if probe.current_lsn is not None:
             entry["currentLsn"] = format_lsn(probe.current_lsn)
         if probe.receive_lsn is not None:
