@@ -64,7 +64,7 @@ def test_never_to_a_replica_further_behind_than_the_failover_bound() -> None:
     assert drain_target(DB, snapshot(far), PODS, {"n1", "n3"}) is None
 
 
-def test_the_primary_cannot_be_evicted_and_instances_go_one_at_a_time() -> None:
+def test_the_primary_cannot_be_evicted_and_replicas_go_one_at_a_time() -> None:
     budgets = {
         o["metadata"]["name"]: o["spec"]
         for o in desired.desired_objects(DB)
@@ -73,3 +73,6 @@ def test_the_primary_cannot_be_evicted_and_instances_go_one_at_a_time() -> None:
     assert budgets["db-primary"]["maxUnavailable"] == 0
     assert budgets["db-primary"]["selector"]["matchLabels"]["replicadb.io/role"] == "primary"
     assert budgets["db-instances"]["maxUnavailable"] == 1
+    # No pod may match both: the eviction API refuses pods with more than one budget.
+    roles = {b["selector"]["matchLabels"]["replicadb.io/role"] for b in budgets.values()}
+    assert roles == {"primary", "replica"}

@@ -1,10 +1,13 @@
 """PodDisruptionBudgets: what voluntary evictions (node drains) may take.
 
-- Instances: one at a time, so a drain never takes the primary and its only synchronous
-  standby together, nor two replicas of three.
-- The primary: never. Whichever pod is labelled primary cannot be evicted; draining its node
-  waits until the monitor has switched over away from it (monitoring/drain.py), and then
-  evicts it as a replica.
+- Replicas (``<name>-instances``, the pods labelled replica): one at a time, so a drain
+  never takes two replicas of three, nor, with the next rule, the primary and its only
+  synchronous standby together.
+- The primary (``<name>-primary``): never. Whichever pod is labelled primary cannot be
+  evicted; draining its node waits until the monitor has switched over away from it
+  (monitoring/drain.py), and then evicts it as a replica.
+The two never select the same pod: the eviction API refuses to evict a pod that more than
+one budget selects (seen on kind: "matches multiple PodDisruptionBudgets").
 """
 
 from __future__ import annotations
@@ -14,10 +17,8 @@ from replicadb_operator.builders.metadata import K8sObject, metadata
 from replicadb_operator.spec import DatabaseSpec
 
 
-def _budget(db: DatabaseSpec, name: str, max_unavailable: int, role: str | None) -> K8sObject:
-    selector = names.instance_selector(db)
-    if role is not None:
-        selector = {**selector, names.LABEL_ROLE: role}
+def _budget(db: DatabaseSpec, name: str, max_unavailable: int, role: str) -> K8sObject:
+    selector = {**names.instance_selector(db), names.LABEL_ROLE: role}
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -27,7 +28,7 @@ def _budget(db: DatabaseSpec, name: str, max_unavailable: int, role: str | None)
 
 
 def instances_pdb(db: DatabaseSpec) -> K8sObject:
-    return _budget(db, names.pdb(db), 1, None)
+    return _budget(db, names.pdb(db), 1, names.ROLE_REPLICA)
 
 
 def primary_pdb(db: DatabaseSpec) -> K8sObject:

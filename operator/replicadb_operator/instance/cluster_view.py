@@ -57,7 +57,13 @@ def read_cluster_view(namespace: str, name: str) -> ClusterView:
 
     config.load_incluster_config()
     api = client.CustomObjectsApi()
-    obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    # Bounded: a pod started on a node that just came back may send its first packets to
+    # the API's Service address before kube-proxy has its rules there; those connections
+    # never recover (the kernel retries the same flow for 2 minutes, seen on kind). A fresh
+    # attempt a second later goes through.
+    obj = api.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, _request_timeout=(3, 10)
+    )
     return ClusterView.from_object(obj)
 
 
