@@ -7,9 +7,9 @@ as the pod-level faults (failover_run.py), which runs on another node:
   again once the new primary took a write;
 - ``node_partition``: the node cut off the cluster network while everything on it runs; a
   second client on that node keeps writing to its local primary, directly: each write it
-  gets acknowledged after the cut counts as a dual-primary sample, and its first refused
-  connection shows when the fence agent stopped that primary; healed once the new primary
-  took a write;
+  gets acknowledged once the cut is in place counts as a dual-primary sample, and its first
+  refused connection after that shows when the fence agent stopped that primary; healed
+  once the new primary took a write;
 - ``node_freeze``: the node paused for FREEZE_S, shorter than the detection window, then
   resumed: no failover may follow, and the outage is the longest gap between writes;
 - ``node_drain``: the node drained (e2e/nodes.py ``drain``): a switchover, no failover;
@@ -122,13 +122,14 @@ def measure_node_fault(
     try:
         if kind == "node_partition":
             isolated = _Isolated(api, namespace, name, node, _address(status, old), image)
-        faulted_at = incluster.wall_clock()
+        faulted_at = cut_at = incluster.wall_clock()
         if kind == "node_loss":
             undo.set(partial(provider.start, node))
             provider.kill(node)
         elif kind == "node_partition":
             undo.set(partial(provider.heal, node))
             provider.partition(node)
+            cut_at = incluster.wall_clock()  # the client on the node is judged from here
         elif kind == "node_freeze":
             undo.set(partial(provider.unpause, node))
             provider.pause(node)
@@ -167,7 +168,7 @@ def measure_node_fault(
             rejoined_at = wait_rejoined(api, namespace, name, old, timeout_s)
         workload.touch("/tmp/stop")
         result = workload.wait_json("/tmp/result.json", 60, "the workload's result")
-        isolated_acks, refused_after = isolated.outcome(faulted_at) if isolated else (0, None)
+        isolated_acks, refused_after = isolated.outcome(cut_at) if isolated else (0, None)
     except BaseException:
         print(workload.logs()[-4000:])
         raise
