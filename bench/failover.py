@@ -47,6 +47,21 @@ def summarize(runs: list[FailoverRun]) -> dict[str, float | int]:
         "runs": len(runs),
         "failovers": sum(r.failovers for r in runs),
         **_refused(runs),
+        **_operator_lost(runs),
+    }
+
+
+def _operator_lost(runs: list[FailoverRun]) -> dict[str, float | int]:
+    """Node faults: how many runs took the acting operator down too, and their RTO apart
+    (the other operator takes over first)."""
+    lost = [r.rto_s for r in runs if r.operator_on_node]
+    if not lost:
+        return {}
+    kept = [r.rto_s for r in runs if not r.operator_on_node]
+    return {
+        "runs_with_operator_on_node": len(lost),
+        "rto_s_p50_operator_on_node": round(median(lost), 3),
+        **({"rto_s_p50_operator_elsewhere": round(median(kept), 3)} if kept else {}),
     }
 
 
@@ -105,6 +120,7 @@ def main() -> int:
         "runs",
         "failovers",
         "runs_without_failover",
+        "runs_with_operator_on_node",
     ]
     write_rows("failover", title, "kind", results, keys)
     return 0

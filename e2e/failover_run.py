@@ -41,6 +41,7 @@ class FailoverRun:
     statuses_seen: list[str] = field(default_factory=list)
     failovers: int = 1  # a node freeze or drain must cause none
     refused_after_s: float | None = None  # node_partition: the isolated primary stopped
+    operator_on_node: bool = False  # the acting operator went down with the primary's node
 
 
 def wait_settled(

@@ -115,6 +115,8 @@ def measure_node_fault(
     old = str(status["primary"])
     before = status.get("lastFailover")
     node = str(core.read_namespaced_pod(old, namespace).spec.node_name)
+    acting = ops.acting_operator(api)
+    operator_on_node = core.read_namespaced_pod(acting, ops.SYSTEM).spec.node_name == node
     workload = start_writer(api, namespace, name, image, avoid_node=node)
     isolated: _Isolated | None = None
     undo = _Undo()  # the fault is undone whatever happens
@@ -190,6 +192,7 @@ def measure_node_fault(
         statuses_seen=seen,
         failovers=_failed_over(before, after.get("lastFailover")),
         refused_after_s=refused_after,
+        operator_on_node=operator_on_node,
     )
 
 
