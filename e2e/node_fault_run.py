@@ -225,7 +225,7 @@ def _operators_standing_by(api: client.ApiClient) -> bool:
         for identity, info in (peering.get("status") or {}).items()
         if info
         and (now - datetime.datetime.fromisoformat(info["lastseen"])).total_seconds()
-        < float(info.get("lifetime", 8))
+        < float(info.get("lifetime", 6))
     }
     return len(ready) == deployment.spec.replicas and set(ready) <= fresh
 

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 PRIORITY_ENV = "RDB_PEERING_PRIORITY"
 PRIORITY_RANGE = 2**30
 # An acting operator that dies with its node (no exit, no goodbye) is replaced this long
-# after its last keep-alive (Kopf touches the record every 1-3 s at this lifetime).
-# A lost node's primary and operator then fail over within about this plus the
-# probes (30 s here would make a node loss that takes both a 30-40 s outage).
-PEERING_LIFETIME_S = 8
+# after its last keep-alive (Kopf touches the record every second at this lifetime). A lost
+# node's primary and operator then fail over within about this plus two probes: measured
+# on kind, 12.2 s at 8 s, where a primary's node alone took 4-8 s (30 s here would make a
+# node loss that takes both a 30-40 s outage).
+PEERING_LIFETIME_S = 6
 
 
 def peering_priority(env: Mapping[str, str], draw: Callable[[int], int] = secrets.randbelow) -> int:
