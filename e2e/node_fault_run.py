@@ -1,4 +1,4 @@
-"""One measured node fault on a kind cluster, shared by e2e/test_node_faults.py and
+"""One measured node fault on a kind cluster, shared by e2e/test_failover.py and
 `make bench-failover` (which adds these kinds where the nodes are the provider's containers).
 
 The primary's node, through the provider (e2e/nodes.py), under the same writer and sampler
@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from kubernetes import client
+from replicadb_operator.peering import PEERING_LIFETIME_S
 
 from e2e import incluster, kube, nodes
 from e2e import operator_support as ops
@@ -42,10 +43,8 @@ from e2e.rolling_run import longest_gap
 
 NODE_KINDS = ("node_loss", "node_partition", "node_freeze", "node_drain")
 FREEZE_S = 3.0  # under the 5 s in which no replica hears the primary (dataplane/heartbeat.py)
-QUIET_AFTER_S = 8.0
-OPERATOR = (
-    "replicadb-operator"  # writes watched after a freeze or drain: a late failover shows here
-)
+QUIET_AFTER_S = 8.0  # writes watched after a freeze or drain: a late failover shows here
+OPERATOR = "replicadb-operator"  # its Deployment in ops.SYSTEM
 
 
 def _failed_over(before: Any, after: Any) -> int:
@@ -225,7 +224,7 @@ def _operators_standing_by(api: client.ApiClient) -> bool:
         for identity, info in (peering.get("status") or {}).items()
         if info
         and (now - datetime.datetime.fromisoformat(info["lastseen"])).total_seconds()
-        < float(info.get("lifetime", 6))
+        < float(info.get("lifetime", PEERING_LIFETIME_S))
     }
     return len(ready) == deployment.spec.replicas and set(ready) <= fresh
 
