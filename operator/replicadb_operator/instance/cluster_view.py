@@ -51,20 +51,32 @@ class ClusterView:
         return replace(view, failure_detection_s=detection + 1.0)
 
 
-def read_cluster_view(namespace: str, name: str) -> ClusterView:
-    """One read of the status through the Kubernetes API (in-cluster credentials)."""
-    from kubernetes import client, config
+class StatusReader:
+    """Reads the ReplicatedDatabase status through the Kubernetes API (in-cluster
+    credentials), each read bounded by ``timeout_s`` (connect, read).
 
-    config.load_incluster_config()
-    api = client.CustomObjectsApi()
-    # Bounded: a pod started on a node that just came back may send its first packets to
-    # the API's Service address before kube-proxy has its rules there; those connections
-    # never recover (the kernel retries the same flow for 2 minutes, seen on kind). A fresh
-    # attempt a second later goes through.
-    obj = api.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name, _request_timeout=(3, 10)
-    )
-    return ClusterView.from_object(obj)
+    Bounded: a pod started on a node that just came back may send its first packets to the
+    API's Service address before kube-proxy has its rules there; those connections never
+    recover (the kernel retries the same flow for 2 minutes, seen on kind). A fresh attempt
+    a second later goes through."""
+
+    def __init__(self, namespace: str, name: str, timeout_s: tuple[float, float] = (3, 10)) -> None:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        self._api = client.CustomObjectsApi()
+        self._namespace, self._name, self._timeout_s = namespace, name, timeout_s
+
+    def read(self) -> ClusterView:
+        obj = self._api.get_namespaced_custom_object(
+            GROUP, VERSION, self._namespace, PLURAL, self._name, _request_timeout=self._timeout_s
+        )
+        return ClusterView.from_object(obj)
+
+
+def read_cluster_view(namespace: str, name: str) -> ClusterView:
+    """One read of the status."""
+    return StatusReader(namespace, name).read()
 
 
 def wait_for_target(

@@ -30,7 +30,7 @@ from replicadb_operator.dataplane.heartbeat import (
     ISOLATION_S,
 )
 from replicadb_operator.failover.steps import STOP_ITSELF
-from replicadb_operator.instance.cluster_view import GROUP, PLURAL, VERSION, ClusterView
+from replicadb_operator.instance.cluster_view import ClusterView, StatusReader
 from replicadb_operator.instance.entrypoint import log as entrypoint_log
 from replicadb_operator.instance.isolation import IsolationGuard
 from replicadb_operator.instance.settings import InstanceSettings
@@ -41,24 +41,6 @@ COMPONENT = "replicadb-fence-agent"
 
 def log(message: str) -> None:
     entrypoint_log(message, component=COMPONENT)
-
-
-class StatusReader:
-    """Reads the ReplicatedDatabase status with a short deadline (in-cluster credentials)."""
-
-    def __init__(self, settings: InstanceSettings) -> None:
-        from kubernetes import client, config
-
-        config.load_incluster_config()
-        self._api = client.CustomObjectsApi()
-        self._settings = settings
-
-    def read(self) -> ClusterView:
-        obj: dict[str, Any] = self._api.get_namespaced_custom_object(
-            GROUP, VERSION, self._settings.namespace, PLURAL, self._settings.database,
-            _request_timeout=(CONTACT_TIMEOUT_S / 2, CONTACT_TIMEOUT_S),
-        )  # fmt: skip
-        return ClusterView.from_object(obj)
 
 
 def reachable(address: str, port: int, timeout_s: float) -> bool:
@@ -164,7 +146,8 @@ class FenceAgent:
 
 def main() -> int:
     settings = InstanceSettings.from_env()
-    FenceAgent(settings, StatusReader(settings).read).run()
+    timeout_s = (CONTACT_TIMEOUT_S / 2, CONTACT_TIMEOUT_S)
+    FenceAgent(settings, StatusReader(settings.namespace, settings.database, timeout_s).read).run()
     return 0
 
 
