@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+from replicadb_operator.builders import names
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
@@ -117,6 +118,15 @@ def describe_pod(core: client.CoreV1Api, namespace: str, name: str) -> str:
 
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+
+
+def postgres_restarts(pod: client.V1Pod) -> int:
+    """Restarts of an instance pod's postgres container (its fence agent's are not counted)."""
+    return sum(
+        c.restart_count or 0
+        for c in pod.status.container_statuses or []
+        if c.name == names.POSTGRES_CONTAINER
+    )
 
 
 def exec_in_pod(core: client.CoreV1Api, namespace: str, name: str, command: list[str]) -> str:

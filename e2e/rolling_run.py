@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from e2e import incluster
+from e2e import incluster, kube
 from e2e import operator_support as ops
 from e2e.failover_run import INSTANCE_IMAGE, start_writer, wait_settled
 
@@ -48,11 +48,7 @@ def instance_pods(core: client.CoreV1Api, namespace: str) -> dict[str, tuple[str
     return {
         p.metadata.name: (
             p.metadata.uid,
-            sum(
-                c.restart_count or 0
-                for c in p.status.container_statuses or []
-                if c.name == "postgres"
-            ),
+            kube.postgres_restarts(p),
         )
         for p in pods
         if p.metadata.deletion_timestamp is None

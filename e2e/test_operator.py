@@ -27,10 +27,6 @@ READY_WITHIN_S = 240
 NAME = SAMPLE["metadata"]["name"]
 
 
-def postgres_restarts(pod: client.V1Pod) -> int:
-    return sum(c.restart_count or 0 for c in pod.status.container_statuses if c.name == "postgres")
-
-
 def step(text: str) -> None:
     print(f"\n[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
@@ -148,10 +144,10 @@ def test_sample_database_end_to_end(
     )
     started_before = {}
     for pod in instance_pods(api_client, namespace):
-        started_before[pod.metadata.name] = postgres_restarts(pod)
+        started_before[pod.metadata.name] = kube.postgres_restarts(pod)
         sql.eventually("SHOW work_mem", "24MB", 180, pod.status.pod_ip, password)
     for pod in instance_pods(api_client, namespace):
-        assert postgres_restarts(pod) == started_before[pod.metadata.name]
+        assert kube.postgres_restarts(pod) == started_before[pod.metadata.name]
 
     step("scale to 3 replicas, then back to 1")
     ops.patch_database(api_client, namespace, NAME, {"spec": {"replicas": 3}})
