@@ -320,18 +320,14 @@ class DatabaseDaemon:
         PodDisruptionBudget holds the eviction until it is no longer primary)."""
         primary = pod_map.get(snapshot.primary)
         node = primary.node if primary is not None else None
-        if not snapshot.primary_probe.is_primary or not await asyncio.to_thread(
-            pods.node_cordoned, node
+        if (
+            node is None
+            or not snapshot.primary_probe.is_primary
+            or not await asyncio.to_thread(pods.node_cordoned, node)
         ):
             return False
-        cordoned = {node} if node is not None else set()
-        cordoned |= {
-            p.node
-            for p in pod_map.values()
-            if p.node is not None
-            and p.node != node
-            and await asyncio.to_thread(pods.node_cordoned, p.node)
-        }
+        others = {p.node for p in pod_map.values() if p.node is not None} - {node}
+        cordoned = {node} | {n for n in others if await asyncio.to_thread(pods.node_cordoned, n)}
         target = drain.drain_target(db, snapshot, pod_map, cordoned)
         if target is None:
             return False
