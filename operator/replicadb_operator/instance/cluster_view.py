@@ -83,7 +83,7 @@ def wait_for_target(
     read: Callable[[], ClusterView],
     log: Callable[[str], None],
     instance: str,
-    poll_s: float = 1.0,
+    poll_s: float = 0.25,
     timeout_s: float = 600.0,
 ) -> ClusterView:
     """Wait until the operator has named a target primary (it does before pods start), and
@@ -91,19 +91,23 @@ def wait_for_target(
     but no longer the target): there is nobody to follow yet, and starting as a primary is
     exactly what must not happen."""
     deadline = time.monotonic() + timeout_s
+    said = ""
     while True:
         try:
             view = read()
             leaving = view.current_primary == instance and view.target_primary != instance
             if view.target_primary and not leaving:
                 return view
-            log(
+            message = (
                 "waiting: a failover away from this instance is under way"
                 if leaving
                 else "waiting for the operator to name a primary"
             )
         except Exception as exc:  # the API may be unreachable for a while at startup
-            log(f"cannot read the ReplicatedDatabase status yet: {exc}")
+            message = f"cannot read the ReplicatedDatabase status yet: {exc}"
+        if message != said:  # once per change, not once per poll
+            log(message)
+            said = message
         if time.monotonic() > deadline:
             raise TimeoutError("no target primary in the ReplicatedDatabase status")
         time.sleep(poll_s)
