@@ -1,4 +1,5 @@
-"""Which of the eligible replicas serves a read: zone first, then round robin or least lag.
+"""Which of the eligible replicas serves a read: zone first, then round robin, least lag, or
+least outstanding (the fewest statements in flight, weighed; the primary may take part).
 
 Zone preference narrows the choice to replicas in the caller's zone when any of them is
 eligible (cross-zone traffic costs latency and money), and falls back to every eligible
@@ -16,6 +17,10 @@ from router_lib.health import EndpointState
 class Strategy(enum.Enum):
     ROUND_ROBIN = "round_robin"
     LEAST_LAG = "least_lag"
+    # Each read to the endpoint with the fewest statements in flight for its weight (1.0 a
+    # replica, primary_read_weight the primary): a server slowed by its other work (the
+    # primary's writes, a replica's replay, a CPU limit) holds more in flight and gets fewer.
+    LEAST_OUTSTANDING = "least_outstanding"
 
 
 def prefer_zone(candidates: list[EndpointState], zone: str | None) -> list[EndpointState]:
@@ -37,3 +42,16 @@ def pick(candidates: Sequence[EndpointState], strategy: Strategy, tick: int) -> 
         best = max(_freshness(state) for state in candidates)
         candidates = [state for state in candidates if _freshness(state) == best]
     return candidates[tick % len(candidates)]
+
+
+def least_outstanding(in_flight: Sequence[int], weights: Sequence[float], tick: int) -> int:
+    """The index whose (in flight + 1) / weight is lowest; ties rotate with ``tick``.
+    ``in_flight`` is not empty and every weight is above 0."""
+    count = len(in_flight)
+    best, best_load = 0, float("inf")
+    for offset in range(count):
+        index = (tick + offset) % count
+        load = (in_flight[index] + 1) / weights[index]
+        if load < best_load:
+            best, best_load = index, load
+    return best

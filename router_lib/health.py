@@ -15,6 +15,7 @@ sent) and a replica has replayed P, the replica holds every transaction committe
 from __future__ import annotations
 
 import bisect
+import threading
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -71,6 +72,8 @@ class EndpointState:
         "endpoint",
         "failures",
         "in_recovery",
+        "in_use",
+        "in_use_lock",
         "plain_choices",
         "probed_at",
         "replay_lsn",
@@ -90,8 +93,20 @@ class EndpointState:
         self.replay_seen_at = 0.0
         self.probed_at = 0.0
         self.retired = False
+        # Callers waiting for or holding a connection of this endpoint's pools: statements
+        # outstanding there, for least-outstanding balancing (router_lib.pools counts them).
+        self.in_use = 0
+        self.in_use_lock = threading.Lock()
         # Routing decisions with nothing to prove, by level name (router_lib.routing).
         self.plain_choices: dict[str, Any] = {}
+
+    def took(self) -> None:
+        with self.in_use_lock:
+            self.in_use += 1
+
+    def gave_back(self) -> None:
+        with self.in_use_lock:
+            self.in_use -= 1
 
     def usable(self, now: float) -> bool:
         """May this replica serve reads now? (Not asked of the primary.)"""

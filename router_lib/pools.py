@@ -57,6 +57,48 @@ class AsyncRoutedConnection(psycopg.AsyncConnection[TupleRow]):
     replayed: tuple[tuple[str, str], ...] = ()
 
 
+class CountedPool(ConnectionPool[RoutedConnection]):
+    """Counts on the endpoint's state the callers waiting for a connection or holding one
+    (statements outstanding there: least-outstanding balancing reads it). A full pool's
+    waiters count too: they are the queue that tells a slow server from a fast one."""
+
+    def __init__(self, conninfo: str, state: EndpointState, **kwargs: Any) -> None:
+        self.endpoint_state = state
+        super().__init__(conninfo, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> RoutedConnection:
+        self.endpoint_state.took()
+        try:
+            return super().getconn(timeout)
+        except BaseException:
+            self.endpoint_state.gave_back()
+            raise
+
+    def putconn(self, conn: RoutedConnection) -> None:
+        self.endpoint_state.gave_back()
+        super().putconn(conn)
+
+
+class AsyncCountedPool(AsyncConnectionPool[AsyncRoutedConnection]):
+    """:class:`CountedPool` for asyncio."""
+
+    def __init__(self, conninfo: str, state: EndpointState, **kwargs: Any) -> None:
+        self.endpoint_state = state
+        super().__init__(conninfo, **kwargs)
+
+    async def getconn(self, timeout: float | None = None) -> AsyncRoutedConnection:  # noqa: ASYNC109 (psycopg_pool's signature)
+        self.endpoint_state.took()
+        try:
+            return await super().getconn(timeout)
+        except BaseException:
+            self.endpoint_state.gave_back()
+            raise
+
+    async def putconn(self, conn: AsyncRoutedConnection) -> None:
+        self.endpoint_state.gave_back()
+        await super().putconn(conn)
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     primary_min: int = 1
@@ -132,18 +174,20 @@ class SyncPools:
                 pool = self._pools.get(state)
                 if pool is None:
                     members = self._members[state] = weakref.WeakSet()
-                    pool = self._pools[state] = self._open(state.endpoint, members)
+                    pool = self._pools[state] = self._open(state, members)
         return pool
 
-    def _open(self, endpoint: Endpoint, members: Members) -> ConnectionPool[RoutedConnection]:
+    def _open(self, state: EndpointState, members: Members) -> ConnectionPool[RoutedConnection]:
+        endpoint = state.endpoint
         min_size, max_size = self.settings.sizes(endpoint)
 
         def opened(conn: RoutedConnection) -> None:
             conn.established_at = time.monotonic()
             members.add(conn)
 
-        return ConnectionPool(
+        return CountedPool(
             endpoint.conninfo,
+            state,
             connection_class=RoutedConnection,
             kwargs=self.settings.connection_kwargs(endpoint),
             min_size=min_size,
@@ -205,8 +249,9 @@ class AsyncPools:
                 conn.established_at = time.monotonic()
                 members.add(conn)
 
-            opened = AsyncConnectionPool(
+            opened = AsyncCountedPool(
                 endpoint.conninfo,
+                state,
                 connection_class=AsyncRoutedConnection,
                 kwargs=self.settings.connection_kwargs(endpoint),
                 min_size=min_size,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from router_lib.balancing import Strategy, pick, prefer_zone
+from router_lib.balancing import Strategy, least_outstanding, pick, prefer_zone
 from router_lib.consistency import LSN_UNKNOWN, Consistency, Level
 from router_lib.health import EndpointState, PrimaryHistory
 
@@ -134,22 +134,26 @@ def choose_read(
     if not usable:
         reason = FALLBACK_REPLICA_ERROR if _excluded_any(replicas, exclude) else FALLBACK_NO_REPLICA
         return _primary(primary, reason, True, exclude)
-    if (
-        policy.primary_weight
+    sharing = (
+        policy.primary_weight > 0
         and primary is not None
-        and primary_takes(tick, len(usable), policy.primary_weight)
         and primary not in exclude
         and not primary.retired
-    ):
-        # The primary has every commit: fresh enough for any level, nothing to wait for.
-        shared: ReadChoice | None = primary.plain_choices.get(consistency.name)
-        if shared is None:
-            shared = primary.plain_choices[consistency.name] = ReadChoice(primary, consistency.name)
-        return shared
-    if policy.strategy is Strategy.ROUND_ROBIN:
+    )
+    if policy.strategy is Strategy.LEAST_OUTSTANDING:
+        state = _least_outstanding(usable, primary if sharing else None, policy, tick)
+    elif sharing and primary and primary_takes(tick, len(usable), policy.primary_weight):
+        state = primary
+    elif policy.strategy is Strategy.ROUND_ROBIN:
         state = usable[tick % len(usable)]
     else:
         state = pick(usable, policy.strategy, tick)
+    if state is primary:
+        # The primary has every commit: fresh enough for any level, nothing to wait for.
+        shared: ReadChoice | None = state.plain_choices.get(consistency.name)
+        if shared is None:
+            shared = state.plain_choices[consistency.name] = ReadChoice(state, consistency.name)
+        return shared
     if level is Level.BOUNDED:
         required = state.replay_lsn
     elif not required:
@@ -159,6 +163,17 @@ def choose_read(
             choice = state.plain_choices[consistency.name] = ReadChoice(state, consistency.name)
         return choice
     return ReadChoice(state, consistency.name, False, required, may_wait)
+
+
+def _least_outstanding(
+    usable: list[EndpointState], primary: EndpointState | None, policy: ReadPolicy, tick: int
+) -> EndpointState:
+    """The replica (or the primary, when it shares reads) with the fewest statements in
+    flight for its weight."""
+    candidates = usable if primary is None else [*usable, primary]
+    weights = [1.0] * len(usable) + ([] if primary is None else [policy.primary_weight])
+    index = least_outstanding([s.in_use for s in candidates], weights, tick)
+    return candidates[index]
 
 
 def primary_fallback(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
@@ -13,6 +14,7 @@ from replicadb_operator.local.pgbouncer import LocalPgBouncer
 from replicadb_operator.local.topology import LocalTopology
 
 import router_lib
+from router_lib.balancing import Strategy
 from router_lib.consistency import EVENTUAL, STRONG
 from router_lib.endpoints import Via
 from router_lib.router import Router
@@ -149,3 +151,30 @@ def test_wait_returns_with_every_pool_at_its_minimum(topology: LocalTopology) ->
             for state in router.view.states
         }
         assert sizes == {"primary": 3, "replica": 2}
+
+
+def test_least_outstanding_sends_reads_away_from_a_replica_held_busy(
+    topology: LocalTopology,
+) -> None:
+    """A read-only transaction holds a connection on one replica: with least-outstanding
+    balancing every other read goes to the other replica, where round robin alternates."""
+    config = static_config(topology, balancing=Strategy.LEAST_OUTSTANDING)
+    with Router(config, registry=CollectorRegistry()) as router, router.session() as session:
+        with session.transaction(read_only=True) as tx:
+            busy = server_of(topology, tx.query(WHERE_AM_I)[0][0])
+            served = Counter(
+                server_of(topology, router.query(WHERE_AM_I, consistency=EVENTUAL)[0][0])
+                for _ in range(10)
+            )
+            assert served == {next(n for n in topology.replicas if n != busy): 10}
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            router.query("SELECT 1 / 0", consistency=EVENTUAL)
+        served = Counter(
+            server_of(topology, router.query(WHERE_AM_I, consistency=EVENTUAL)[0][0])
+            for _ in range(10)
+        )
+        assert served == {name: 5 for name in topology.replicas}
+        # Every connection handed out came back, the failed read's too.
+        assert {state.endpoint.label: state.in_use for state in router.view.states} == {
+            state.endpoint.label: 0 for state in router.view.states
+        }

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from router_lib import routing
-from router_lib.balancing import Strategy
+from router_lib.balancing import Strategy, least_outstanding
 from router_lib.consistency import (
     BOUNDED,
     EVENTUAL,
@@ -377,3 +377,54 @@ def test_primary_read_weight_never_picks_an_excluded_primary(
         choice = choose(primary, replicas, EVENTUAL, policy=policy, tick=tick, exclude=(primary,))
         assert choice is not None
         assert choice.state is not primary
+
+
+LEAST_OUTSTANDING = ReadPolicy(Strategy.LEAST_OUTSTANDING)
+
+
+def served(
+    primary: EndpointState,
+    replicas: list[EndpointState],
+    policy: ReadPolicy,
+    ticks: int = 4,
+    exclude: tuple[EndpointState, ...] = (),
+) -> set[str]:
+    """The endpoints that EVENTUAL reads go to over ``ticks`` turns."""
+    names = set()
+    for tick in range(ticks):
+        choice = choose(primary, replicas, EVENTUAL, policy=policy, tick=tick, exclude=exclude)
+        assert choice is not None
+        names.add(choice.state.endpoint.name)
+    return names
+
+
+def test_least_outstanding_picks_the_replica_with_the_fewest_in_flight(
+    primary: EndpointState, replicas: list[EndpointState]
+) -> None:
+    replicas[0].in_use, replicas[1].in_use = 3, 1
+    assert served(primary, replicas, LEAST_OUTSTANDING) == {"pg-2"}
+    replicas[1].in_use = 3  # a tie: the replicas take turns
+    assert served(primary, replicas, LEAST_OUTSTANDING) == {"pg-1", "pg-2"}
+
+
+def test_least_outstanding_weighs_the_primary_in_and_never_an_excluded_one(
+    primary: EndpointState, replicas: list[EndpointState]
+) -> None:
+    policy = ReadPolicy(Strategy.LEAST_OUTSTANDING, primary_weight=0.5)
+    replicas[0].in_use = replicas[1].in_use = 2  # (2 + 1) / 1.0 = 3 each
+    primary.in_use = 0  # (0 + 1) / 0.5 = 2: the primary is the least loaded
+    choice = choose(primary, replicas, READ_YOUR_WRITES, 100, policy=policy)
+    assert choice is not None
+    assert (choice.state, choice.required_lsn, choice.fallback) == (primary, 0, False)
+    assert served(primary, replicas, policy, exclude=(primary,)) == {"pg-1", "pg-2"}
+    primary.in_use = 1  # (1 + 1) / 0.5 = 4: now the replicas are
+    assert served(primary, replicas, policy) == {"pg-1", "pg-2"}
+    # Without a weight the primary takes no reads, however idle.
+    primary.in_use = 0
+    assert served(primary, replicas, LEAST_OUTSTANDING) == {"pg-1", "pg-2"}
+
+
+def test_least_outstanding_rule() -> None:
+    assert least_outstanding([0, 0, 0], [1.0, 1.0, 1.0], 5) == 2  # ties rotate with the tick
+    assert least_outstanding([4, 1, 1], [1.0, 1.0, 0.25], 0) == 1  # 5, 2, 8
+    assert least_outstanding([4, 4, 1], [1.0, 1.0, 0.5], 0) == 2  # 5, 5, 4
