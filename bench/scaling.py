@@ -5,11 +5,16 @@ capacity. Production gives each instance its own CPUs; here each instance (and e
 read-only PgBouncer) gets ``--cpu-per-instance`` cores through the kernel's CPU controller
 (:mod:`bench.cpu_budget`), the same budget a pod's ``resources.limits.cpu`` gives. The
 suite's read-heavy mix (90 % reads) then runs with 0, 1, 2 and 3 replicas taking the reads
-(0: the primary alone takes everything), from client processes outside any budget:
+(0: the primary alone takes everything), from client processes outside any budget, each
+with ``--connections`` connections per server (pools sized to the server, not to the
+client's threads), reads placed by ``--balancing`` (least outstanding by default, the
+primary weighed in with ``--primary-read-weight``):
 
-  plain         psycopg_pool per instance, reads round-robin over the replicas
+  plain         psycopg_pool per instance, reads placed by router_lib's rule
   router        router_lib, EVENTUAL
   pooler        reads through a PgBouncer over the same replicas, writes on the primary
+  plain_steady  plain, with reads only from the threads and ``--writes-per-s`` inserts beside
+                them: a write load that stays the same with every replica count
   router_cache  router_lib with the in-process result cache (3 replicas only)
 
 Replica counts and variants rotate between rounds so that drift falls on all alike. Then,
@@ -46,9 +51,13 @@ from bench.report import BENCH_DIR, progress
 from bench.router_cost import measure_router_cost
 from bench.scaling_clients import ClientJob, ClientResult, run_job
 from bench.suite import Endpoints, prepare_schema
+from router_lib.balancing import Strategy
 
 REPLICA_COUNTS = (0, 1, 2, 3)
 SCALED: tuple[str, ...] = ("plain", "router", "pooler")
+# Plain pools with reads only from the threads and inserts at a steady rate beside them
+# (--writes-per-s, the same with every replica count): writes that do not grow with reads.
+STEADY = "plain_steady"
 T = TypeVar("T")
 RO_PORT_BASE = 6460  # clear of 6443, the local cluster's API server
 SEED = 20261203
@@ -158,6 +167,10 @@ class Tally:
         return self.reads / self.seconds if self.seconds else 0.0
 
     @property
+    def write_qps(self) -> float:
+        return self.writes / self.seconds if self.seconds else 0.0
+
+    @property
     def client_cores(self) -> float:
         return self.client_cpu_s / self.seconds if self.seconds else 0.0
 
@@ -166,13 +179,14 @@ def run_once(
     pool: ProcessPoolExecutor,
     ready: Any,
     deployed: Deployment,
-    variant: str,
+    label: str,
     count: int,
     args: argparse.Namespace,
 ) -> list[ClientResult]:
+    steady = label == STEADY
     jobs = [
         ClientJob(
-            variant=variant,
+            variant="plain" if steady else label,
             primary=deployed.topology.dsn(deployed.topology.primary),
             replicas=deployed.readers(count),
             pooler_ro=deployed.poolers[count].dsn(),
@@ -183,6 +197,9 @@ def run_once(
             seconds=args.seconds,
             primary_read_weight=args.primary_read_weight,
             join_group=deployed.clients_group,
+            writes_per_s=args.writes_per_s / args.processes if steady else 0.0,
+            balancing=Strategy(args.balancing),
+            connections=args.connections,
         )
         for process in range(args.processes)
     ]
@@ -192,7 +209,7 @@ def run_once(
 def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tuple[str, int], Tally]:
     """Rounds over the replica counts (rotating), each count running every variant
     (rotating); a run's line shows which servers spent the run waiting for their budget."""
-    tallies = {(v, n): Tally() for n in REPLICA_COUNTS for v in SCALED}
+    tallies = {(v, n): Tally() for n in REPLICA_COUNTS for v in (*SCALED, STEADY)}
     tallies["router_cache", 3] = Tally()
     spawn = multiprocessing.get_context("spawn")
     with (
@@ -203,7 +220,8 @@ def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tupl
         for number in range(args.rounds):
             for count in _rotated(REPLICA_COUNTS, number):
                 deployed.run_replicas(count)
-                variants = _rotated(SCALED + (("router_cache",) if count == 3 else ()), number)
+                cached = ("router_cache",) if count == 3 else ()
+                variants = _rotated((*SCALED, STEADY, *cached), number)
                 for variant in variants:
                     throttled, started = _throttled(deployed.budget), time.monotonic()
                     results = run_once(pool, ready, deployed, variant, count, args)
@@ -213,7 +231,8 @@ def measure_scaling(deployed: Deployment, args: argparse.Namespace) -> dict[tupl
                     done.add(results, args.seconds)
                     progress(
                         f"round {number + 1}/{args.rounds} {variant:>12} {count} replicas: "
-                        f"{done.read_qps:6.0f} reads/s, clients {done.client_cores:.2f} CPU, "
+                        f"{done.read_qps:6.0f} reads/s, {done.write_qps:4.0f} writes/s, "
+                        f"clients {done.client_cores:.2f} CPU, "
                         f"{done.errors} errors; throttled {busy}"
                     )
     return tallies
@@ -247,10 +266,12 @@ def scaling_report(
         return round(qps["3"] / qps["0"], 3) if qps["0"] else 0.0
 
     plain, router, pooler = by_count("plain"), by_count("router"), by_count("pooler")
+    steady = by_count(STEADY)
     client_cores = max(t.client_cores for t in tallies.values())
     return {
         "cpu_per_instance": args.cpu_per_instance,
         "primary_read_weight": args.primary_read_weight,
+        "balancing": args.balancing,
         "read_qps": plain,
         "scaling_ratio_3": ratio(plain),
         "router_read_qps": router,
@@ -261,23 +282,29 @@ def scaling_report(
         "with_cache_ratio": round(tallies["router_cache", 3].read_qps / plain["0"], 3)
         if plain["0"]
         else 0.0,
+        "writes_per_s": args.writes_per_s,
+        "write_qps_by_run": {f"{v}/{n}": round(t.write_qps, 1) for (v, n), t in tallies.items()},
+        "steady_writes_read_qps": steady,
+        "steady_writes_scaling_ratio_3": ratio(steady),
         "client_cpu_cores": round(client_cores, 2),
         "client_cpu_cores_by_run": {
             f"{v}/{n}": round(t.client_cores, 2) for (v, n), t in tallies.items()
         },
         "errors": sum(t.errors for t in tallies.values()),
         "client_processes": args.processes,
+        "connections_per_server_per_process": args.connections,
         "threads_per_process": args.threads,
         "seconds_per_run": args.seconds,
         "rounds": args.rounds,
-        "mix": "90 % reads (2 point : 1 range of 20 rows; 80 % on a hot 10 %), 10 % inserts",
+        "mix": "90 % reads (2 point : 1 range of 20 rows; 80 % on a hot 10 %), 10 % inserts; "
+        "steady_writes: reads only, and inserts at writes_per_s from 4 more threads per process",
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-per-instance", type=float, default=0.1)
-    parser.add_argument("--processes", type=int, default=4, help="client processes")
+    parser.add_argument("--processes", type=int, default=6, help="client processes")
     parser.add_argument("--threads", type=int, default=8, help="client threads per process")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured window per run")
     parser.add_argument("--warmup-s", type=float, default=1.0)
@@ -285,8 +312,26 @@ def main() -> int:
     parser.add_argument(
         "--primary-read-weight",
         type=float,
-        default=0.25,
-        help="the primary's share of reads against 1.0 per replica (plain and router)",
+        default=1.0,
+        help="the primary's weight for reads against 1.0 per replica (plain and router)",
+    )
+    parser.add_argument(
+        "--writes-per-s",
+        type=float,
+        default=100.0,
+        help="inserts per second, steady, the same with every replica count",
+    )
+    parser.add_argument(
+        "--balancing",
+        choices=[s.value for s in Strategy],
+        default=Strategy.LEAST_OUTSTANDING.value,
+        help="how plain pools and the router place reads (router_lib's balancing)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=4,
+        help="connections per server in each client process (0: one per thread)",
     )
     parser.add_argument("--cost-seconds", type=float, default=3.0)
     parser.add_argument("--cost-rounds", type=int, default=4)

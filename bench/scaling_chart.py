@@ -14,6 +14,7 @@ SERIES = (
     ("read_qps", "plain pools"),
     ("router_read_qps", "router_lib EVENTUAL"),
     ("pooler_read_qps", "PgBouncer read-only pooler"),
+    ("steady_writes_read_qps", "plain pools, steady inserts"),
 )
 
 
