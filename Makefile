@@ -149,7 +149,7 @@ bench-suite: deps ## mixed workload: primary vs router vs poolers vs cache, PgBo
 	$(PY) -m bench.suite $(BENCH_SUITE_ARGS)
 
 .PHONY: bench-scaling
-bench-scaling: deps ## read throughput with 0-3 replicas under a CPU budget per instance; router cost at 8 threads/tasks -> .bench/scaling.json + .png
+bench-scaling: deps ## read throughput with 0-3 replicas under a CPU budget per instance (least-outstanding placement); router cost at 8 threads/tasks -> .bench/scaling.json + .png
 	$(PY) -m bench.scaling $(BENCH_SCALING_ARGS)
 
 .PHONY: bench-suite-cluster
