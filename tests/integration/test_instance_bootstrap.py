@@ -26,6 +26,7 @@ from replicadb_operator.instance.prepare import (
     BootstrapRefused,
     hold_restarting_primary,
     prepare_instance,
+    rewind_marker,
 )
 from replicadb_operator.instance.settings import InstanceSettings
 from replicadb_operator.local.addresses import find_free_block
@@ -205,6 +206,23 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     # Streaming by a name that resolves nowhere: reached at the status' address.
     sender = scalar(pods.dsn(primary), "SELECT sender_host FROM pg_stat_wal_receiver")
     assert sender == f"{replica}.peers.invalid"
+
+    # A pg_rewind stopped part-way (its pod deleted meanwhile) leaves its marker behind, and
+    # what it left is not trusted: the next start clones the primary instead.
+    marker = rewind_marker(pods.settings(primary))
+    assert not marker.exists()  # a finished rewind removes it
+    pods.stop(primary)
+    marker.touch()
+    assert pods.boot(primary, failed_over, names_resolve=False) is BootstrapAction.START_REPLICA
+    assert (
+        "an earlier pg_rewind was stopped part-way: this data is cloned again instead" in pods.log
+    )
+    assert not marker.exists()
+    eventually(
+        lambda: scalar(pods.dsn(primary), "SELECT status FROM pg_stat_wal_receiver") == "streaming",
+        what="the cloned former primary streams",
+    )
+    assert scalar(pods.dsn(primary, "app", "app"), "SELECT count(*) FROM items") == 3
 
 
 def test_designated_primary_with_empty_data_in_an_initialized_cluster_refuses(

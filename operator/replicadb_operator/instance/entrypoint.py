@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from replicadb_operator.instance.prepare import (
     prepare_instance,
 )
 from replicadb_operator.instance.settings import InstanceSettings
+from replicadb_operator.instance.stop_signals import StopSignals
 
 
 def log(message: str, component: str = "replicadb-instance") -> None:
@@ -60,17 +60,9 @@ def hold_data_lock(path: Path, wait_s: float = LOCK_WAIT_S) -> int:
     return fd
 
 
-def _stop(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
-    # Until it execs postgres this process is the container's PID 1, which the kernel spares
-    # from any signal without a handler: without these, a deleted pod's container would hold
-    # the data lock through its whole grace period, delaying its replacement. The image's
-    # STOPSIGNAL is SIGINT (postgres' fast shutdown); SIGTERM is handled the same.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _stop)
+    stop = StopSignals()
+    stop.install()  # see stop_signals: PID 1 needs handlers to stop promptly
     settings = InstanceSettings.from_env()
     settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
     hold_data_lock(settings.pgdata.parent / ".replicadb-instance.lock")
@@ -83,7 +75,7 @@ def main() -> int:
         settings, view, lambda: wait_for_target(read, log, settings.name), log
     )
     try:
-        prepare_instance(settings, view, log)
+        prepare_instance(settings, view, log, uninterrupted=stop.deferred)
     except BootstrapRefused as exc:
         log(f"refusing to start: {exc}")
         return 2

@@ -11,9 +11,11 @@ initdb's defaults (wal_keep_size 0) that recovery recycles the very WAL the rewi
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from replicadb_operator.instance.cluster_view import ClusterView
 from replicadb_operator.instance.settings import InstanceSettings
 
 Log = Callable[[str], None]
+# Runs a step that a stop signal must not cut short (StopSignals.deferred in the entrypoint).
+Uninterrupted = Callable[[], AbstractContextManager[None]]
 RETRYABLE = (datadir.CommandFailed, psycopg.OperationalError)
 
 
@@ -127,9 +131,30 @@ def _set_aside(pgdata: Path, log: Log) -> None:
     log(f"kept the diverged data in {aside}")
 
 
+def rewind_marker(settings: InstanceSettings) -> Path:
+    """Present while pg_rewind runs (beside PGDATA, on the same volume). pg_rewind is not
+    restartable: stopped part-way (the pod deleted, the container killed), it leaves PGDATA
+    neither the old history nor the new one, and a second run may then find "no rewind
+    required" while the local WAL holds records of neither (seen: a standby looping on
+    "invalid resource manager ID" for good). Data found with the marker is cloned again."""
+    return settings.pgdata.parent / ".replicadb-rewind-in-progress"
+
+
 def _rewind_or_clone(
-    settings: InstanceSettings, primary: str, bindir: Path, run_as: RunAs | None, log: Log
+    settings: InstanceSettings,
+    primary: str,
+    bindir: Path,
+    run_as: RunAs | None,
+    log: Log,
+    uninterrupted: Uninterrupted,
 ) -> None:
+    marker = rewind_marker(settings)
+    if marker.exists():
+        log("an earlier pg_rewind was stopped part-way: this data is cloned again instead")
+        _set_aside(settings.pgdata, log)
+        _clone(settings, primary, bindir, run_as, log)
+        marker.unlink()
+        return
     source = settings.rewind_source(primary)
 
     def checkpoint_source() -> None:
@@ -140,16 +165,29 @@ def _rewind_or_clone(
             conn.execute("CHECKPOINT")
 
     _retry(checkpoint_source, f"checkpoint on {primary}", log)
+    _durably_create(marker)
     try:
-        copied = datadir.rewind(bindir, settings.pgdata, source, run_as)
+        with uninterrupted():
+            copied = datadir.rewind(bindir, settings.pgdata, source, run_as)
     except datadir.CommandFailed as exc:
         # Typically the WAL back to the fork is gone. A base backup always works.
         log(f"pg_rewind failed, cloning {primary} instead: {exc}")
         _set_aside(settings.pgdata, log)
         _clone(settings, primary, bindir, run_as, log)
+        marker.unlink()
         return
+    marker.unlink()
     log("pg_rewind: " + ("pages copied" if copied else "no rewind required"))
     datadir.make_standby(settings.pgdata, settings.follow_conninfo(primary))
+
+
+def _durably_create(path: Path) -> None:
+    path.touch()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the directory entry: the marker must outlive a crash of the node
+    finally:
+        os.close(fd)
 
 
 def bootstrap_decision(settings: InstanceSettings, view: ClusterView) -> BootstrapDecision:
@@ -164,6 +202,7 @@ def prepare_instance(
     log: Log,
     run_as: RunAs | None = None,
     bindir: Path | None = None,
+    uninterrupted: Uninterrupted = nullcontext,
 ) -> BootstrapDecision:
     """The caller holds the data directory's lock (entrypoint.hold_data_lock): no postgres
     runs on this data, so a postmaster.pid in it is a killed server's."""
@@ -183,6 +222,10 @@ def prepare_instance(
 
     if decision.action is BootstrapAction.REFUSE:
         raise BootstrapRefused(decision.reason)
+    if decision.action is BootstrapAction.START_PRIMARY and rewind_marker(settings).exists():
+        raise BootstrapRefused(
+            "an earlier pg_rewind was stopped part-way: this data must not serve as a primary"
+        )
     if decision.action is BootstrapAction.INITDB:
         _initialize(settings, bindir, run_as, log)
         return decision
@@ -192,13 +235,13 @@ def prepare_instance(
         if decision.action is BootstrapAction.BASE_BACKUP:
             _clone(settings, follow, bindir, run_as, log)
         else:
-            _rewind_or_clone(settings, follow, bindir, run_as, log)
+            _rewind_or_clone(settings, follow, bindir, run_as, log, uninterrupted)
     elif decision.action is BootstrapAction.START_REPLICA and follow is not None:
         # The primary may have changed while this pod was away, and this standby may hold
         # WAL the new primary never had (it streamed from the old one until the end): a
         # rewind is a no-op when nothing diverged, and the only way back when something did.
         (settings.pgdata / "standby.signal").unlink(missing_ok=True)  # single-user recovery
-        _rewind_or_clone(settings, follow, bindir, run_as, log)
+        _rewind_or_clone(settings, follow, bindir, run_as, log, uninterrupted)
     # pg_basebackup and pg_rewind copied the source's file; point it at our own mount again.
     write_config_include(settings)
     return decision
