@@ -55,8 +55,8 @@ class ClientJob:
     primary_read_weight: float = 0.0  # the primary's share of reads, against 1.0 a replica
     join_group: str | None = None  # cgroup.procs of the clients' group, if any
     # 0: the closed mix, each thread's operations 10 % inserts, so writes grow with reads.
-    # > 0: the threads only read and one more thread inserts at this rate (this process'
-    # share), as an application's writes do: set by its users, not by how fast reads go.
+    # > 0: the threads only read, and WRITERS more threads insert at this rate (this
+    # process' share), as an application's writes do: set by its users, not by its reads.
     writes_per_s: float = 0.0
     balancing: Strategy = Strategy.ROUND_ROBIN  # how plain pools and the router place reads
     # Connections per server in this process (0: one per thread). Sized to the server, as a

@@ -73,7 +73,7 @@ class RouterConfig:
     consistency: Consistency = READ_YOUR_WRITES
     ryw_wait_s: float = 0.1
     ryw_poll_s: float = 0.002  # longest pause between replay checks (they start at 0.1 ms)
-    balancing: Strategy = Strategy.ROUND_ROBIN
+    balancing: Strategy = Strategy.LEAST_OUTSTANDING
     zone: str | None = None
     # The primary's share of the reads replicas could serve, as a weight against 1.0 per
     # eligible replica (0: replicas only). With a write-light load the primary has CPU to
@@ -224,7 +224,7 @@ def _from_env(environ: Mapping[str, str]) -> RouterConfig:
         statement_timeout_ms=env.parsed("STATEMENT_TIMEOUT_MS", _optional_int, None),
         consistency=consistency,
         ryw_wait_s=env.integer("RYW_WAIT_MS", 100) / 1000,
-        balancing=env.parsed("BALANCING", Strategy, Strategy.ROUND_ROBIN),
+        balancing=env.parsed("BALANCING", Strategy, Strategy.LEAST_OUTSTANDING),
         zone=env.text("ZONE"),
         primary_read_weight=env.number("PRIMARY_READ_WEIGHT", 0.0),
         write_functions=frozenset(env.items("WRITE_FUNCTIONS")),

@@ -21,7 +21,7 @@ def test_defaults_from_an_empty_environment() -> None:
     config = RouterConfig.from_env({})
     assert config.consistency == READ_YOUR_WRITES
     assert config.cache.mode == "off"
-    assert config.balancing is Strategy.ROUND_ROBIN
+    assert config.balancing is Strategy.LEAST_OUTSTANDING
     with pytest.raises(ConfigurationError, match="no endpoints"):
         source_for(config)
 
