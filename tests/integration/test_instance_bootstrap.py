@@ -26,7 +26,7 @@ from replicadb_operator.instance.prepare import (
     BootstrapRefused,
     hold_restarting_primary,
     prepare_instance,
-    rewind_marker,
+    unfinished_marker,
 )
 from replicadb_operator.instance.settings import InstanceSettings
 from replicadb_operator.local.addresses import find_free_block
@@ -207,16 +207,15 @@ def test_new_cluster_then_replica_then_failover_and_rewind(pods: Pods) -> None:
     sender = scalar(pods.dsn(primary), "SELECT sender_host FROM pg_stat_wal_receiver")
     assert sender == f"{replica}.peers.invalid"
 
-    # A pg_rewind stopped part-way (its pod deleted meanwhile) leaves its marker behind, and
-    # what it left is not trusted: the next start clones the primary instead.
-    marker = rewind_marker(pods.settings(primary))
-    assert not marker.exists()  # a finished rewind removes it
+    # A pg_rewind or base backup stopped part-way (its pod deleted meanwhile) leaves its
+    # marker behind, and what it left is not trusted: the next start clones the primary.
+    marker = unfinished_marker(pods.settings(primary))
+    assert not marker.exists()  # a finished rewind removes it, as a finished clone does
+    assert not unfinished_marker(pods.settings(replica)).exists()
     pods.stop(primary)
     marker.touch()
-    assert pods.boot(primary, failed_over, names_resolve=False) is BootstrapAction.START_REPLICA
-    assert (
-        "an earlier pg_rewind was stopped part-way: this data is cloned again instead" in pods.log
-    )
+    assert pods.boot(primary, failed_over, names_resolve=False) is BootstrapAction.BASE_BACKUP
+    assert "an earlier pg_rewind or base backup was stopped part-way: cloning again" in pods.log
     assert not marker.exists()
     eventually(
         lambda: scalar(pods.dsn(primary), "SELECT status FROM pg_stat_wal_receiver") == "streaming",
@@ -236,3 +235,12 @@ def test_designated_primary_with_empty_data_in_an_initialized_cluster_refuses(
 
 def fail() -> ClusterView:
     raise AssertionError("the view was read again")
+
+
+def test_unfinished_data_never_starts_as_the_primary(pods: Pods) -> None:
+    settings = pods.settings(PODS[0])
+    settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
+    unfinished_marker(settings).touch()
+    view = ClusterView(target_primary=PODS[0], current_primary=PODS[0], initialized=True)
+    with pytest.raises(BootstrapRefused, match="stopped part-way"):
+        prepare_instance(settings, view, lambda m: None, pods.run_as)

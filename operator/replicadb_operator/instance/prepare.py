@@ -115,12 +115,15 @@ def _clone(
     settings: InstanceSettings, primary: str, bindir: Path, run_as: RunAs | None, log: Log
 ) -> None:
     conninfo = settings.follow_conninfo(primary)
+    marker = unfinished_marker(settings)
+    _durably_create(marker)
     _retry(
         lambda: datadir.base_backup(bindir, settings.pgdata, conninfo, run_as),
         f"base backup from {primary}",
         log,
     )
     datadir.make_standby(settings.pgdata, conninfo)
+    marker.unlink()
 
 
 def _set_aside(pgdata: Path, log: Log) -> None:
@@ -131,13 +134,14 @@ def _set_aside(pgdata: Path, log: Log) -> None:
     log(f"kept the diverged data in {aside}")
 
 
-def rewind_marker(settings: InstanceSettings) -> Path:
-    """Present while pg_rewind runs (beside PGDATA, on the same volume). pg_rewind is not
-    restartable: stopped part-way (the pod deleted, the container killed), it leaves PGDATA
-    neither the old history nor the new one, and a second run may then find "no rewind
-    required" while the local WAL holds records of neither (seen: a standby looping on
-    "invalid resource manager ID" for good). Data found with the marker is cloned again."""
-    return settings.pgdata.parent / ".replicadb-rewind-in-progress"
+def unfinished_marker(settings: InstanceSettings) -> Path:
+    """Present while pg_rewind or pg_basebackup writes PGDATA (beside it, on the same
+    volume). Neither is restartable: stopped part-way (the pod deleted, the container
+    killed), pg_rewind leaves data that is neither history, and a second run may then find
+    "no rewind required" while the local WAL holds records of neither (seen: a standby
+    looping on "invalid resource manager ID" for good); a killed pg_basebackup leaves part
+    of a copy. Data found with the marker is set aside and cloned again."""
+    return settings.pgdata.parent / ".replicadb-copy-unfinished"
 
 
 def _rewind_or_clone(
@@ -148,13 +152,6 @@ def _rewind_or_clone(
     log: Log,
     uninterrupted: Uninterrupted,
 ) -> None:
-    marker = rewind_marker(settings)
-    if marker.exists():
-        log("an earlier pg_rewind was stopped part-way: this data is cloned again instead")
-        _set_aside(settings.pgdata, log)
-        _clone(settings, primary, bindir, run_as, log)
-        marker.unlink()
-        return
     source = settings.rewind_source(primary)
 
     def checkpoint_source() -> None:
@@ -165,6 +162,7 @@ def _rewind_or_clone(
             conn.execute("CHECKPOINT")
 
     _retry(checkpoint_source, f"checkpoint on {primary}", log)
+    marker = unfinished_marker(settings)
     _durably_create(marker)
     try:
         with uninterrupted():
@@ -174,7 +172,6 @@ def _rewind_or_clone(
         log(f"pg_rewind failed, cloning {primary} instead: {exc}")
         _set_aside(settings.pgdata, log)
         _clone(settings, primary, bindir, run_as, log)
-        marker.unlink()
         return
     marker.unlink()
     log("pg_rewind: " + ("pages copied" if copied else "no rewind required"))
@@ -220,12 +217,20 @@ def prepare_instance(
     source = view.current_primary or view.target_primary
     follow = source if source and source != settings.name else None
 
+    if unfinished_marker(settings).exists():
+        if follow is None:
+            raise BootstrapRefused(
+                "an earlier pg_rewind or base backup was stopped part-way, so this data must "
+                "not be used, and no other primary is named to clone"
+            )
+        log("an earlier pg_rewind or base backup was stopped part-way: cloning again")
+        if settings.pgdata.exists():
+            _set_aside(settings.pgdata, log)
+        _clone(settings, follow, bindir, run_as, log)
+        write_config_include(settings)
+        return BootstrapDecision(BootstrapAction.BASE_BACKUP, "an earlier copy was unfinished")
     if decision.action is BootstrapAction.REFUSE:
         raise BootstrapRefused(decision.reason)
-    if decision.action is BootstrapAction.START_PRIMARY and rewind_marker(settings).exists():
-        raise BootstrapRefused(
-            "an earlier pg_rewind was stopped part-way: this data must not serve as a primary"
-        )
     if decision.action is BootstrapAction.INITDB:
         _initialize(settings, bindir, run_as, log)
         return decision

@@ -5,7 +5,7 @@ handler: without one, a deleted pod's container would hold the data lock through
 grace period, delaying its replacement. The image's STOPSIGNAL is SIGINT (postgres' fast
 shutdown); SIGTERM is handled the same. Either ends the entrypoint at once, except inside
 :meth:`StopSignals.deferred`: PID 1 exiting ends every process of the container, and a
-pg_rewind cut off part-way leaves data that is neither history (see prepare.rewind_marker).
+pg_rewind cut off part-way leaves data that is neither history (see prepare.unfinished_marker).
 There the stop waits until the step is over; SIGKILL at the end of the grace period still
 ends it, and the marker covers that case.
 """
