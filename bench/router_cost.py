@@ -21,6 +21,7 @@ from bench.report import progress
 from bench.suite_runs import run_threads
 from bench.workload import Mix, MixedWorkload, Operation
 from router_lib.async_router import AsyncRouter
+from router_lib.balancing import Strategy
 from router_lib.config import RouterConfig
 from router_lib.consistency import EVENTUAL
 from router_lib.router import Router
@@ -36,6 +37,7 @@ def _config(primary: str, replicas: tuple[str, ...]) -> RouterConfig:
         primary_dsn=primary,
         replica_dsns=replicas,
         consistency=EVENTUAL,
+        balancing=Strategy.ROUND_ROBIN,  # the plain pools' placement: the comparison is fair
         primary_pool_min=CLIENTS,
         primary_pool_max=CLIENTS,
         replica_pool_min=CLIENTS,
