@@ -165,15 +165,15 @@ def _rewind_or_clone(
     marker = unfinished_marker(settings)
     _durably_create(marker)
     try:
-        with uninterrupted():
+        with uninterrupted():  # a stop asked for meanwhile ends us after the marker is gone
             copied = datadir.rewind(bindir, settings.pgdata, source, run_as)
+            marker.unlink()
     except datadir.CommandFailed as exc:
         # Typically the WAL back to the fork is gone. A base backup always works.
         log(f"pg_rewind failed, cloning {primary} instead: {exc}")
         _set_aside(settings.pgdata, log)
         _clone(settings, primary, bindir, run_as, log)
         return
-    marker.unlink()
     log("pg_rewind: " + ("pages copied" if copied else "no rewind required"))
     datadir.make_standby(settings.pgdata, settings.follow_conninfo(primary))
 
