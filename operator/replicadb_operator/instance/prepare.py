@@ -258,32 +258,25 @@ def hold_restarting_primary(
     reread: Callable[[], ClusterView],
     log: Log,
     sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    poll_s: float = 0.25,
 ) -> ClusterView:
     """A primary restarting on its own data (its postgres died, or its pod was replaced)
-    waits as long as the operator takes to notice, reading the decision again meanwhile.
+    waits as long as the operator takes to notice, then reads the decision again.
 
     Without the pause it would be writable again within a second, and if the operator had
     meanwhile decided to fail over (it records that only after its probes failed), two
-    instances would accept writes until it is fenced again. A failover decided during the
-    pause shows in status, and the entrypoint rewinds and follows at once instead of
-    sleeping out the rest of it (a killed primary's rejoin waited the whole pause)."""
-    if not _starts_as_primary(settings, view) or view.failure_detection_s <= 0:
+    instances would accept writes until it is fenced again. After the pause, a failover
+    decided meanwhile shows in status and the entrypoint rewinds and follows instead.
+
+    It does not follow earlier, although status names the new primary within the pause:
+    the fence deletes a primary whose postgres it could not stop, so this container is about
+    to be killed, and a rewind or a standby start begun here is cut off part-way (seen on
+    the cluster: rejoins that never streamed again). The replacement pod does the rejoin."""
+    decision = bootstrap_decision(settings, view)
+    if decision.action is not BootstrapAction.START_PRIMARY or view.failure_detection_s <= 0:
         return view
     log(
-        f"restarting as the primary: waiting up to {view.failure_detection_s:.0f} s for a "
-        "failover the operator may be deciding"
+        f"restarting as the primary: waiting {view.failure_detection_s:.0f} s for a failover "
+        "the operator may be deciding"
     )
-    deadline = clock() + view.failure_detection_s
-    while (left := deadline - clock()) > 0:
-        sleep(min(poll_s, left))
-        view = reread()
-        if not _starts_as_primary(settings, view):
-            log("the operator has named another primary: following it")
-            return view
-    return view
-
-
-def _starts_as_primary(settings: InstanceSettings, view: ClusterView) -> bool:
-    return bootstrap_decision(settings, view).action is BootstrapAction.START_PRIMARY
+    sleep(view.failure_detection_s)
+    return reread()
