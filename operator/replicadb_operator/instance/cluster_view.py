@@ -83,7 +83,7 @@ def wait_for_target(
     read: Callable[[], ClusterView],
     log: Callable[[str], None],
     instance: str,
-    poll_s: float = 0.25,
+    poll_s: float = 1.0,
     timeout_s: float = 600.0,
 ) -> ClusterView:
     """Wait until the operator has named a target primary (it does before pods start), and
